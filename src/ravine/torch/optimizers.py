@@ -1,0 +1,39 @@
+"""The nine optimizers as ``torch.optim.Optimizer`` classes, generated from the registry."""
+
+from __future__ import annotations
+
+from .. import _doc
+from ..rules import registry
+from ..rules.registry import Spec
+from .optimizer import Optimizer
+
+_INTRO = (
+    "A drop-in ``torch.optim.Optimizer``: ``opt = {name}(model.parameters(), lr=…)``, then "
+    "``loss.backward(); opt.step()``. ``foreach`` picks the implementation: True runs the "
+    "rule on batches of tensors (``torch._foreach_*``), False tensor by tensor, None "
+    "(default) the batched one."
+)
+
+
+def _optimizer_class(spec: Spec) -> type[Optimizer]:
+    cls = type(spec.name, (Optimizer,), {"spec": spec, "__module__": "ravine.torch"})
+    cls.__doc__ = _doc.class_doc(spec, _INTRO.format(name=spec.name))
+    cls.__signature__ = _doc.signature(spec, ("params",), {"foreach": None})  # type: ignore[attr-defined]
+    return cls
+
+
+SGD = _optimizer_class(registry.SGD)
+Momentum = _optimizer_class(registry.MOMENTUM)
+NAG = _optimizer_class(registry.NAG)
+NormalizedGD = _optimizer_class(registry.NORMALIZED_GD)
+Adagrad = _optimizer_class(registry.ADAGRAD)
+RMSProp = _optimizer_class(registry.RMSPROP)
+AdaDelta = _optimizer_class(registry.ADADELTA)
+Adam = _optimizer_class(registry.ADAM)
+NAdam = _optimizer_class(registry.NADAM)
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    c.spec.name: c
+    for c in (SGD, Momentum, NAG, NormalizedGD, Adagrad, RMSProp, AdaDelta, Adam, NAdam)
+}
+"""Every torch optimizer class by registry name."""
