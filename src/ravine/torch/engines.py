@@ -8,6 +8,11 @@ the one place that applies sign, weight decay, look-ahead and learning rate.
 Per-parameter state is a dict: ``step`` (an int) plus the rule's state fields (tensors,
 or floats for per-tensor scalars such as NAdam's μ-product).
 
+Arithmetic runs in at least float32: 16-bit parameters, gradients and state are widened
+for the computation and rounded once when stored (state keeps the parameter's dtype, as in
+torch.optim). torch.optim computes in 16 bits, where Adam's ε = 1e-8 underflows to 0 in
+float16 and training ends in NaN; widening avoids that.
+
 Sparse gradients (rules whose spec says ``sparse``) run the rule on the gathered rows that
 have a gradient and scatter the result back: for those rules a row without gradient keeps
 its value and state, so this equals the dense step exactly.
@@ -36,6 +41,12 @@ def real_view(x: torch.Tensor) -> torch.Tensor:
     return torch.view_as_real(x) if x.is_complex() else x
 
 
+def compute_view(x: torch.Tensor) -> torch.Tensor:
+    """What the rule computes with: the real view, widened to float32 if 16-bit."""
+    x = real_view(x)
+    return x.float() if x.element_size() < 4 else x
+
+
 def init_state(spec: Spec, p: torch.Tensor, hp: Mapping[str, Any]) -> State:
     """Fresh state for parameter p: step 0 and the rule's initial fields."""
     init_kwargs = {name: hp[name] for name in spec.init_args}
@@ -43,7 +54,15 @@ def init_state(spec: Spec, p: torch.Tensor, hp: Mapping[str, Any]) -> State:
 
 
 def rule_state(spec: Spec, state: State) -> Any:
-    return spec.state_type(**{name: state[name] for name in spec.state_fields})
+    """The rule's NamedTuple state, with tensors as the rule computes with them."""
+    return spec.state_type(
+        **{
+            name: compute_view(state[name])
+            if isinstance(state[name], torch.Tensor)
+            else state[name]
+            for name in spec.state_fields
+        }
+    )
 
 
 def _store(state: State, new: Any) -> None:
@@ -59,7 +78,8 @@ def _update_sparse(
 ) -> None:
     g = g.coalesce()
     rows = tuple(g._indices())
-    values = rule_step.effective_gradient(p[rows], g._values(), hp)
+    p_rows = compute_view(p[rows])
+    values = rule_step.effective_gradient(p_rows, compute_view(g._values()), hp)
     row_state = spec.state_type(
         **{
             k: v[rows] if isinstance(v, torch.Tensor) else v
@@ -67,11 +87,11 @@ def _update_sparse(
         }
     )
     t = state["step"] + 1
-    p_rows, new = rule_step.update(spec, p[rows], values, row_state, t=t, hp=hp, scalars={})
-    p.index_put_(rows, p_rows)
+    p_rows, new = rule_step.update(spec, p_rows, values, row_state, t=t, hp=hp, scalars={})
+    p.index_put_(rows, p_rows.to(p.dtype))
     for name, value in new._asdict().items():
         if isinstance(value, torch.Tensor):
-            state[name].index_put_(rows, value)
+            state[name].index_put_(rows, value.to(state[name].dtype))
         else:
             state[name] = float(value)
     state["step"] = t
@@ -135,26 +155,27 @@ def multi_tensor(
             batches[_batch_key(spec, real_view(p), s)].append(i)
     lists = []
     for members in batches.values():
-        ps = TensorList([real_view(params[i]) for i in members])
-        gs = TensorList([real_view(grads[i]) for i in members])
-        lists.append((members, ps, rule_step.effective_gradient(ps, gs, hp)))
-    scalars = spec.group_scalars([g for _, _, g in lists]) if spec.group_scalars and lists else {}
-    for members, ps, gs in lists:
+        ps = [real_view(params[i]) for i in members]
+        p_compute = TensorList([compute_view(p) for p in ps])
+        gs = TensorList([compute_view(grads[i]) for i in members])
+        lists.append((members, ps, p_compute, rule_step.effective_gradient(p_compute, gs, hp)))
+    scalars = spec.group_scalars([g for *_, g in lists]) if spec.group_scalars and lists else {}
+    for members, ps, p_compute, gs in lists:
         first = states[members[0]]
         batch_state = spec.state_type(
             **{
-                name: TensorList([states[i][name] for i in members])
+                name: TensorList([compute_view(states[i][name]) for i in members])
                 if isinstance(first[name], torch.Tensor)
                 else first[name]
                 for name in spec.state_fields
             }
         )
         t = first["step"] + 1
-        p_new, new = rule_step.update(spec, ps, gs, batch_state, t=t, hp=hp, scalars=scalars)
-        torch._foreach_copy_(ps.tensors, p_new.tensors)
+        p_new, new = rule_step.update(spec, p_compute, gs, batch_state, t=t, hp=hp, scalars=scalars)
+        torch._foreach_copy_(ps, p_new.tensors)
         for name, value in new._asdict().items():
             if isinstance(value, TensorList):
-                torch._foreach_copy_([states[i][name] for i in members], value.tensors)
+                torch._foreach_copy_([real_view(states[i][name]) for i in members], value.tensors)
             else:
                 for i in members:
                     states[i][name] = float(value)

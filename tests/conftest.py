@@ -1,0 +1,24 @@
+"""Shared test settings: one table of tolerances, each loosened case with its reason."""
+
+from __future__ import annotations
+
+import torch
+
+torch.set_default_dtype(torch.float32)
+
+TOLERANCE = {
+    # same arithmetic in a different order (foreach vs per-tensor, NumPy vs torch): rounding
+    torch.float64: 1e-12,
+    torch.float32: 1e-5,
+    # 8 significant bits: one rounding of an update already moves the last bit
+    torch.bfloat16: 4e-2,
+    torch.float16: 5e-3,
+}
+"""Relative tolerance by dtype for comparisons between implementations of one rule."""
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    """max|a − b| / max(max|b|, 1e-30), computed in float64."""
+    a64, b64 = a.detach().double(), b.detach().double()
+    scale = max(b64.abs().max().item() if b64.numel() else 0.0, 1e-30)
+    return (a64 - b64).abs().max().item() / scale if a64.numel() else 0.0
