@@ -31,3 +31,56 @@ def signature(spec: Spec, leading: Sequence[str], extra: dict[str, object]) -> i
     params += [P(n, P.KEYWORD_ONLY, default=v) for n, v in spec.defaults.items() if n != "lr"]
     params += [P(n, P.KEYWORD_ONLY, default=v) for n, v in extra.items()]
     return inspect.Signature(params)
+
+
+def _default_text(spec: Spec) -> str:
+    skip = {"weight_decay", "decoupled_weight_decay", "maximize"}
+    return ", ".join(f"{k}={v!r}" for k, v in spec.defaults.items() if k not in skip)
+
+
+def optimizers_table(specs: Sequence[Spec]) -> str:
+    """Markdown: each optimizer, its defaults, variant, family and parents."""
+    rows = ["| optimizer | defaults | variant | family | parents |", "|---|---|---|---|---|"]
+    rows += [
+        f"| `{s.name}` | {_default_text(s)} | {s.variant} | {s.family} | "
+        f"{', '.join(s.parents) or '–'} |"
+        for s in specs
+    ]
+    return "\n".join(rows)
+
+
+def conventions_table(specs: Sequence[Spec]) -> str:
+    """Markdown: how torch.optim, optax and Keras configure each optimizer, per the registry."""
+    rows = ["| ravine | torch.optim | optax | Keras |", "|---|---|---|---|"]
+    rows += [
+        f"| `{s.name}` | {s.conventions['torch']} | {s.conventions['optax']} | "
+        f"{s.conventions['keras']} |"
+        for s in specs
+    ]
+    return "\n".join(rows)
+
+
+GENERATED = {"optimizers": optimizers_table, "conventions": conventions_table}
+"""Tables kept in the README and docs between ``<!-- generated: NAME -->`` markers."""
+
+
+def refresh(text: str, specs: Sequence[Spec]) -> str:
+    """``text`` with every generated block rewritten from the registry."""
+    import re
+
+    for name, table in GENERATED.items():
+        pattern = rf"(<!-- generated: {name} -->\n).*?(\n<!-- end generated -->)"
+        text = re.sub(
+            pattern, lambda m, t=table: m.group(1) + t(specs) + m.group(2), text, flags=re.S
+        )
+    return text
+
+
+if __name__ == "__main__":  # `make docs`: python -m ravine._doc README.md docs/conventions.md
+    from pathlib import Path
+
+    from .rules import SPECS
+
+    for arg in sys.argv[1:]:
+        path = Path(arg)
+        path.write_text(refresh(path.read_text(encoding="utf-8"), SPECS), encoding="utf-8")
