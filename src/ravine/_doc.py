@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .rules.registry import ARGUMENT_DOCS, Spec
 
@@ -64,15 +65,16 @@ GENERATED = {"optimizers": optimizers_table, "conventions": conventions_table}
 """Tables kept in the README and docs between ``<!-- generated: NAME -->`` markers."""
 
 
+def _replacement(body: str) -> Callable[[re.Match[str]], str]:
+    return lambda m: m.group(1) + body + m.group(2)
+
+
 def refresh(text: str, specs: Sequence[Spec]) -> str:
     """``text`` with every generated block rewritten from the registry."""
-    import re
-
     for name, table in GENERATED.items():
         pattern = rf"(<!-- generated: {name} -->\n).*?(\n<!-- end generated -->)"
-        text = re.sub(
-            pattern, lambda m, t=table: m.group(1) + t(specs) + m.group(2), text, flags=re.S
-        )
+        # a function replacement: the table's backslashes must not be read as escapes
+        text = re.sub(pattern, _replacement(table(specs)), text, flags=re.S)
     return text
 
 
