@@ -239,7 +239,8 @@ ADADELTA = Spec(
     conventions={
         "torch": "torch.optim.Adadelta(lr, rho=γ, eps=ε) = AdaDelta(lr, gamma=γ, eps=ε) "
         "(torch: γ=0.9)",
-        "optax": "optax.adadelta(learning_rate=None, rho=γ, eps=ε) = AdaDelta(gamma=γ, eps=ε)",
+        "optax": "optax.adadelta(learning_rate=lr, rho=γ, eps=ε) = AdaDelta(lr, gamma=γ, eps=ε) "
+        "(learning_rate=None there ascends: it skips the sign flip)",
         "keras": "keras Adadelta(learning_rate=1.0, rho=γ, epsilon=ε) = "
         "AdaDelta(gamma=γ, eps=ε) (Keras' default lr=0.001 barely moves)",
     },
@@ -293,7 +294,8 @@ NADAM = Spec(
         "torch": "torch.optim.NAdam(lr, betas=(β, γ), eps=ε, momentum_decay=ψ) = "
         "NAdam(lr, beta=β, gamma=γ, eps=ε, eps_mode='outside', momentum_decay=ψ)",
         "optax": "optax.nadam(lr, b1=β, b2=γ, eps=0, eps_root=ε) = NAdam(lr, …)",
-        "keras": "keras Nadam uses a μ schedule without ψ (0.96^t); not reproduced",
+        "keras": "keras Nadam warms μ up as β(1 − ½·0.96ᵗ) (torch's schedule with ψ = 1) and "
+        "puts ε outside: NAdam(…, eps_mode='outside', momentum_decay=1.0) (not tested)",
     },
 )
 
