@@ -1,0 +1,108 @@
+"""Numbers that summarize a :class:`~ravine.lab.run.Trajectory`.
+
+All of them read the seed's θ (``traj.thetas``) and its loss, never NAG's stored
+look-ahead point. For the two path measures, ``c_k = θ_k · u`` is θ's coordinate along a
+unit ``direction`` u (the valley's steep axis w1) and ``Δ_k = c_{k+1} − c_k`` is step
+k + 1's move along it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .run import Trajectory
+
+
+def steps_to_tolerance(traj: Trajectory, tol: float, *, stay: bool = False) -> int | None:
+    """The first k with ``losses[k] − f_min <= tol``; None if the run never gets there.
+
+    With ``stay=True``, the first k from which the gap stays within ``tol`` up to the last
+    step: a run that passes through the tolerance and leaves again (RMSProp or Normalized
+    GD at a constant lr, hovering around the minimum) does not count.
+
+    >>> import numpy as np
+    >>> from ravine.lab.run import Trajectory
+    >>> losses = np.array([4.0, 0.5, 2.0, 0.1, 0.05])
+    >>> t = Trajectory("demo", {}, "line", 0.0, np.zeros((5, 2)), np.zeros((5, 2)), losses,
+    ...                np.zeros((5, 2)), {})
+    >>> steps_to_tolerance(t, 1.0), steps_to_tolerance(t, 1.0, stay=True)
+    (1, 3)
+    """
+    within = traj.losses - traj.f_min <= tol
+    if stay:
+        if not within[-1]:
+            return None
+        outside = np.flatnonzero(~within)
+        return int(outside[-1]) + 1 if outside.size else 0
+    hits = np.flatnonzero(within)
+    return int(hits[0]) if hits.size else None
+
+
+def final_loss(traj: Trajectory) -> float:
+    """f(θ_N), the loss after the last step (inf or NaN if the run diverged)."""
+    return float(traj.losses[-1])
+
+
+def _moves(traj: Trajectory, direction: np.ndarray) -> np.ndarray | None:
+    """Δ_k along the unit ``direction``, or None for a diverged run."""
+    u = np.asarray(direction, dtype=np.float64)
+    c = traj.thetas @ (u / np.linalg.norm(u))
+    if traj.diverged or not np.all(np.isfinite(c)):
+        return None
+    return np.diff(c)
+
+
+def zigzag_index(traj: Trajectory, direction: np.ndarray) -> float:
+    """The share of the path's travel along ``direction`` that the next step takes back.
+
+    ::
+
+        zigzag_index = Σ_k [Δ_k·Δ_{k+1} < 0]·min(|Δ_k|, |Δ_{k+1}|) / Σ_k |Δ_k|
+
+    When step k + 2 moves against step k + 1, the shorter of the two moves is distance
+    gone and straight back: that is the zig-zag. 0: no step ever reverses the previous one;
+    near 1: almost every move is undone at once. Gradient descent bouncing across a
+    quadratic valley, ``c_k ∝ (−r)^k`` for N steps, scores r·(1 − r^(N−1))/(1 − r^N) → r,
+    the bounce's contraction. A slow swing (heavy-ball momentum overshooting the floor)
+    scores little, because it turns back only where its steps are short; its overshoot
+    shows in :func:`travel_ratio` instead. A path that never moves along ``direction``
+    scores 0, a diverged run NaN.
+
+    >>> import numpy as np
+    >>> from ravine.lab.run import Trajectory
+    >>> thetas = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [3.0, 0.0]])
+    >>> t = Trajectory("demo", {}, "plane", 0.0, thetas, thetas, np.zeros(4), thetas, {})
+    >>> zigzag_index(t, np.array([0.0, 1.0]))    # moves +1, +1, −2: 1 of 4 taken back
+    0.25
+    """
+    moves = _moves(traj, direction)
+    if moves is None:
+        return float("nan")
+    travel = float(np.sum(np.abs(moves)))
+    if travel == 0.0:
+        return 0.0
+    reversed_ = moves[:-1] * moves[1:] < 0
+    undone = np.minimum(np.abs(moves[:-1]), np.abs(moves[1:]))
+    return float(np.sum(undone[reversed_])) / travel
+
+
+def travel_ratio(traj: Trajectory, direction: np.ndarray) -> float:
+    """Distance travelled along ``direction`` over the net displacement along it.
+
+    ::
+
+        travel_ratio = Σ_k |Δ_k| / |c_N − c_0|
+
+    1 when c moves monotonically; every overshoot adds to it, whether a zig-zag or a
+    slow swing: a path from c = 2 to −2 and back to 0 scores (4 + 2) / 2 = 3. A path that
+    never moves along ``direction`` scores 1, one that ends where it started ``inf``, a
+    diverged run NaN.
+    """
+    moves = _moves(traj, direction)
+    if moves is None:
+        return float("nan")
+    travel = float(np.sum(np.abs(moves)))
+    net = abs(float(np.sum(moves)))
+    if travel == 0.0:
+        return 1.0
+    return travel / net if net > 0 else float("inf")
