@@ -10,8 +10,10 @@ part of the coming step; with ``ema=False`` this is ``torch.optim.SGD(nesterov=T
 The parameters hold the look-ahead point φ = θ − c·lr·m between steps, so the gradient of
 an ordinary ``loss.backward()`` is already taken where the seed takes it, and no second
 evaluation or closure is needed. :func:`offset` is θ − φ; ``theta = phi + offset(state)``.
-The look-ahead uses the lr of the step that placed it, stored as ``shift`` = c·lr, so an
-lr schedule never mixes two learning rates in one recovery of θ.
+The look-ahead uses the lr of the step that placed it, stored as ``shift`` = c·lr, so θ is
+well defined between steps whatever a scheduler writes. torch's reparametrized form instead
+re-places the look-ahead with the *new* lr: at the first step after an lr change from
+lr_old to lr the two differ by c·(lr_old − lr)·m_old, and are identical while lr is constant.
 """
 
 from __future__ import annotations

@@ -156,9 +156,10 @@ NAG = Spec(
     parents=("Momentum",),
     conventions={
         "torch": "torch.optim.SGD(lr, momentum=β, nesterov=True) = "
-        "NAG(lr, beta=β, ema=False, lookahead='momentum')",
+        "NAG(lr, beta=β, ema=False, lookahead='momentum') for a constant lr (when lr changes, "
+        "torch re-places the look-ahead with the new lr; see below)",
         "optax": "optax.sgd(lr, momentum=β, nesterov=True) = "
-        "NAG(lr, beta=β, ema=False, lookahead='momentum')",
+        "NAG(lr, beta=β, ema=False, lookahead='momentum') for a constant lr",
         "keras": "keras SGD(lr, momentum=β, nesterov=True) takes the same steps as "
         "NAG(lr, beta=β, ema=False, lookahead='momentum') for a constant lr",
     },
