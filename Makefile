@@ -17,8 +17,8 @@ demo: $(STAMP)  ## the seed's valley: all nine optimizers, a table and a PNG
 	$(BIN)/ravine demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests examples
+	$(BIN)/ruff format --check src tests examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -27,8 +27,8 @@ test: lint typecheck  ## lint, format check, type check, then the test suite
 	$(BIN)/python -m pytest -n 2
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests examples
+	$(BIN)/ruff check --fix src tests examples
 
 docs: $(STAMP)  ## regenerate the registry's tables in README.md and docs/
 	$(BIN)/python -m ravine._doc README.md docs/conventions.md

@@ -11,7 +11,7 @@ _INTRO = (
     "A drop-in ``torch.optim.Optimizer``: ``opt = {name}(model.parameters(), lr=…)``, then "
     "``loss.backward(); opt.step()``. ``foreach`` picks the implementation: True runs the "
     "rule on batches of tensors (``torch._foreach_*``), False tensor by tensor, None "
-    "(default) the batched one."
+    "(default) batched on accelerators and tensor by tensor on the CPU."
 )
 
 
