@@ -156,3 +156,22 @@ def test_deepcopy_keeps_identical_behaviour():
     clone = copy.deepcopy(opt)
     assert clone.state_dict()["state"][0]["step"] == 1
     assert clone.param_groups[0]["lr"] == 0.1
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("name", NAMES)
+def test_16_bit_params_are_computed_in_float32_and_rounded_once(name, foreach, dtype):
+    """Regression: the per-tensor path computed g⊙g in 16 bits, where 1e-4² underflows."""
+    values = torch.tensor([1.0, -0.5, 2.0, 0.25])
+    grad = torch.tensor([1e-4, -3e-5, 2.0, 5e-3])
+    p16 = values.to(dtype).requires_grad_()
+    p32 = values.to(dtype).float().requires_grad_()
+    opts = [rt.OPTIMIZERS[name]([p], lr=0.1, foreach=foreach) for p in (p16, p32)]
+    p16.grad, p32.grad = grad.to(dtype), grad.to(dtype).float()
+    for opt in opts:
+        opt.step()
+    assert torch.equal(p16.detach(), p32.detach().to(dtype))
+    for key, value in opts[1].state[p32].items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(opts[0].state[p16][key], value.to(dtype)), key

@@ -68,7 +68,7 @@ def rule_state(spec: Spec, state: State) -> Any:
 def _store(state: State, new: Any) -> None:
     for name, value in new._asdict().items():
         if isinstance(value, torch.Tensor):
-            state[name].copy_(value)
+            real_view(state[name]).copy_(value)
         else:
             state[name] = float(value)
 
@@ -106,19 +106,19 @@ def per_tensor(
 ) -> None:
     """The rule applied tensor by tensor (the reference implementation)."""
     dense = [
-        (real_view(p), real_view(g), s)
+        (real_view(p), s, compute_view(p), compute_view(g))
         for p, g, s in zip(params, grads, states, strict=True)
         if not g.is_sparse
     ]
     for p, g, s in zip(params, grads, states, strict=True):
         if g.is_sparse:
             _update_sparse(spec, p, g, s, hp)
-    gs = [rule_step.effective_gradient(p, g, hp) for p, g, _ in dense]
+    gs = [rule_step.effective_gradient(p, g, hp) for _, _, p, g in dense]
     scalars = spec.group_scalars(gs) if spec.group_scalars and gs else {}
-    for (p, _, state), g in zip(dense, gs, strict=True):
+    for (p, state, p_compute, _), g in zip(dense, gs, strict=True):
         t = state["step"] + 1
         p_new, new = rule_step.update(
-            spec, p, g, rule_state(spec, state), t=t, hp=hp, scalars=scalars
+            spec, p_compute, g, rule_state(spec, state), t=t, hp=hp, scalars=scalars
         )
         p.copy_(p_new)
         _store(state, new)
