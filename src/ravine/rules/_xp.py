@@ -183,7 +183,12 @@ def _torch_ns() -> _TorchNamespace:
 
 
 def namespace(x: Array) -> Namespace:
-    """The namespace of ``x``: NumPy for arrays and Python numbers, torch for tensors."""
+    """The namespace of ``x``: NumPy for arrays and Python numbers, torch for tensors.
+
+    A type may bring its own namespace as an ``_xp`` attribute (the fast path's tracer does).
+    """
+    if hasattr(type(x), "_xp"):
+        return x._xp
     if isinstance(x, TensorList):
         return _TENSOR_LIST
     if type(x).__module__.startswith("torch"):

@@ -29,6 +29,7 @@ import torch
 from ..rules import Spec
 from ..rules import step as rule_step
 from ..rules._xp import TensorList
+from .state import put
 
 State = dict[str, Any]
 Engine = Callable[
@@ -70,7 +71,7 @@ def _store(state: State, new: Any) -> None:
         if isinstance(value, torch.Tensor):
             real_view(state[name]).copy_(value)
         else:
-            state[name] = float(value)
+            put(state, name, float(value))
 
 
 def _update_sparse(
@@ -93,8 +94,8 @@ def _update_sparse(
         if isinstance(value, torch.Tensor):
             state[name].index_put_(rows, value.to(state[name].dtype))
         else:
-            state[name] = float(value)
-    state["step"] = t
+            put(state, name, float(value))
+    put(state, "step", t)
 
 
 def per_tensor(
@@ -122,7 +123,7 @@ def per_tensor(
         )
         p.copy_(p_new)
         _store(state, new)
-        state["step"] = t
+        put(state, "step", t)
 
 
 def _batch_key(spec: Spec, p: torch.Tensor, state: State) -> tuple[Any, ...]:
@@ -178,9 +179,9 @@ def multi_tensor(
                 torch._foreach_copy_([real_view(states[i][name]) for i in members], value.tensors)
             else:
                 for i in members:
-                    states[i][name] = float(value)
+                    put(states[i], name, float(value))
         for i in members:
-            states[i]["step"] = t
+            put(states[i], "step", t)
 
 
 ENGINES: Mapping[bool, Engine] = {False: per_tensor, True: multi_tensor}

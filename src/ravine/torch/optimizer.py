@@ -8,6 +8,8 @@ schedulers (which only read and write ``param_groups[i]["lr"]``).
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -17,8 +19,9 @@ import torch
 from ..rules import Spec
 from ..rules import step as rule_step
 from . import engines
-
-_NOT_HYPERPARAMETERS = frozenset({"params", "foreach", "param_names"})
+from . import fused as fused_kernels
+from .fused import FusedEngine
+from .state import LazyStates, TrackedState
 
 
 class Optimizer(torch.optim.Optimizer):
@@ -32,19 +35,24 @@ class Optimizer(torch.optim.Optimizer):
         lr: float | None = None,
         *,
         foreach: bool | None = None,
+        fused: bool | None = None,
         **hparams: Any,
     ) -> None:
         given = {**hparams, **({} if lr is None else {"lr": lr})}
         defaults: dict[str, Any] = self.spec.validate({**self.spec.defaults, **given})
-        defaults["foreach"] = _check_foreach(self.spec.name, foreach)
+        defaults.update(_check_implementation(self.spec.name, foreach, fused))
         super().__init__(params, defaults)
+        self.state: TrackedState = TrackedState(self.state)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group; its own hyperparameters are validated like the constructor's."""
         overrides = {k: v for k, v in param_group.items() if k in self.spec.checks}
         param_group.update(self.spec.validate(overrides))
-        if "foreach" in param_group:
-            _check_foreach(self.spec.name, param_group["foreach"])
+        _check_implementation(
+            self.spec.name,
+            param_group.get("foreach", self.defaults["foreach"]),
+            param_group.get("fused", self.defaults["fused"]),
+        )
         super().add_param_group(param_group)
         for p in self.param_groups[-1]["params"]:
             if not (p.is_floating_point() or p.is_complex()):
@@ -57,21 +65,32 @@ class Optimizer(torch.optim.Optimizer):
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Checkpoints written before a hyperparameter existed load with its default.
         super().__setstate__(state)
+        self.state = TrackedState(self.state)
         for group in self.param_groups:
             for name, value in self.spec.defaults.items():
                 group.setdefault(name, value)
             group.setdefault("foreach", None)
+            group.setdefault("fused", None)
 
     def _hyperparameters(self, group: dict[str, Any]) -> dict[str, Any]:
         # Schedulers and users may rewrite param_groups between steps: check every step.
         return self.spec.validate({name: group[name] for name in self.spec.defaults})
 
-    def _check_sparse(self) -> None:
+    def state_dict(self) -> dict[str, Any]:
+        """torch.optim's format, with plain dicts (loads with ``weights_only=True``)."""
+        packed = super().state_dict()
+        packed["state"] = {k: dict(v) for k, v in packed["state"].items()}
+        return packed
+
+    def _check_sparse(
+        self, work: list[tuple[dict[str, Any], list[torch.Tensor], list[torch.Tensor]]]
+    ) -> None:
         """Raise before any tensor changes if a sparse gradient cannot be honoured."""
-        for i, group in enumerate(self.param_groups):
-            for j, p in enumerate(group["params"]):
-                if p.grad is None or not p.grad.is_sparse:
+        for i, (group, params, grads) in enumerate(work):
+            for p, g in zip(params, grads, strict=True):
+                if not g.is_sparse:
                     continue
+                j = next(k for k, q in enumerate(group["params"]) if q is p)
                 if not self.spec.sparse:
                     raise RuntimeError(
                         f"{self.spec.name} does not support sparse gradients (param {j} of "
@@ -97,16 +116,67 @@ class Optimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        self._check_sparse()
         checked = [self._hyperparameters(group) for group in self.param_groups]
-        for group, hp in zip(self.param_groups, checked, strict=True):
-            params = [p for p in group["params"] if p.grad is not None]
+        work = []
+        for group in self.param_groups:
+            params, grads = group["params"], list(map(_grad, group["params"]))
+            # skip parameters without a gradient (not `None in grads`: that runs tensor ==)
+            if not all(map(_is_not_none, grads)):
+                params = [p for p, g in zip(params, grads, strict=True) if g is not None]
+                grads = [g for g in grads if g is not None]
+            work.append((group, params, grads))
+        if any(any(map(_is_sparse, grads)) for _, _, grads in work):
+            self._check_sparse(work)
+        for (group, params, grads), hp in zip(work, checked, strict=True):
             if not params:
                 continue
-            states = [self._state(p, hp) for p in params]
-            engine = engines.ENGINES[_resolve_foreach(group["foreach"], params)]
-            engine(self.spec, params, [p.grad for p in params], states, hp)
+            states = LazyStates(self.state, params, lambda p, hp=hp: self._state(p, hp))
+            self._engine(group, params)(self.spec, params, grads, states, hp)
         return loss
+
+    def _engine(self, group: dict[str, Any], params: list[torch.Tensor]) -> engines.Engine:
+        """The implementation for this group: fused, batched (foreach) or per-tensor."""
+        foreach, fused = group["foreach"], group["fused"]
+        on_cpu = self._all_on_cpu(params) if fused or (fused is None and foreach is None) else False
+        if fused or (fused is None and foreach is None and on_cpu):
+            if not on_cpu:
+                raise RuntimeError(
+                    f"{self.spec.name}: fused=True runs on CPU tensors only; got "
+                    f"{sorted({p.device.type for p in params})}; use foreach=True instead"
+                )
+            engine = self._fused_engine(required=bool(fused))
+            if engine is not None:
+                return engine
+        return engines.ENGINES[_resolve_foreach(foreach, params)]
+
+    def _all_on_cpu(self, params: list[torch.Tensor]) -> bool:
+        # p.device costs ~0.5 µs; remember the answer for the last few parameter lists
+        key = tuple(map(id, params))
+        cache: dict[tuple[int, ...], bool] = self.__dict__.setdefault("_on_cpu", {})
+        if key not in cache:
+            if len(cache) > 8:
+                cache.clear()
+            cache[key] = all(p.device.type == "cpu" for p in params)
+        return cache[key]
+
+    def _fused_engine(self, required: bool) -> FusedEngine | None:
+        engine: FusedEngine | None = getattr(self, "_fused", None)
+        if engine is None:
+            if not fused_kernels.available():
+                message = "no C compiler with OpenMP could be run (set CC, or install gcc)"
+                if required:
+                    raise RuntimeError(f"{self.spec.name}: fused=True: {message}")
+                fused_kernels.warn_unavailable(message)
+                return None
+            engine = self._fused = FusedEngine()
+        return engine
+
+    @property
+    def fallbacks(self) -> int:
+        """Tensor-steps the fused implementation handed to the per-tensor one (layouts it
+        cannot stream: sparse, non-contiguous, mixed dtypes)."""
+        engine = getattr(self, "_fused", None)
+        return engine.fallbacks if engine is not None else 0
 
     def theta(self, param: torch.Tensor) -> torch.Tensor:
         """The seed's θ for ``param``, as a new tensor.
@@ -143,10 +213,18 @@ class Optimizer(torch.optim.Optimizer):
                     p.copy_(stored)
 
 
-def _check_foreach(owner: str, foreach: Any) -> bool | None:
-    if foreach is not None and not isinstance(foreach, bool):
-        raise TypeError(f"{owner}: foreach must be True, False or None, got {foreach!r}")
-    return foreach
+_grad = operator.attrgetter("grad")
+_is_not_none = functools.partial(operator.is_not, None)
+_is_sparse = operator.attrgetter("is_sparse")
+
+
+def _check_implementation(owner: str, foreach: Any, fused: Any) -> dict[str, bool | None]:
+    for name, value in (("foreach", foreach), ("fused", fused)):
+        if value is not None and not isinstance(value, bool):
+            raise TypeError(f"{owner}: {name} must be True, False or None, got {value!r}")
+    if foreach and fused:
+        raise ValueError(f"{owner}: foreach=True and fused=True exclude each other; choose one")
+    return {"foreach": foreach, "fused": fused}
 
 
 def _resolve_foreach(foreach: bool | None, params: list[torch.Tensor]) -> bool:

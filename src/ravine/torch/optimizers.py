@@ -9,16 +9,18 @@ from .optimizer import Optimizer
 
 _INTRO = (
     "A drop-in ``torch.optim.Optimizer``: ``opt = {name}(model.parameters(), lr=…)``, then "
-    "``loss.backward(); opt.step()``. ``foreach`` picks the implementation: True runs the "
-    "rule on batches of tensors (``torch._foreach_*``), False tensor by tensor, None "
-    "(default) batched on accelerators and tensor by tensor on the CPU."
+    "``loss.backward(); opt.step()``. Implementations, all running the same rule: "
+    "``fused=True`` compiles it into one in-place pass over all tensors (CPU); "
+    "``foreach=True`` runs it on batches of tensors with ``torch._foreach_*``; "
+    "``foreach=False`` tensor by tensor. The default (both None) is fused on the CPU when a "
+    "C compiler is present, else batched on accelerators and per-tensor on the CPU."
 )
 
 
 def _optimizer_class(spec: Spec) -> type[Optimizer]:
     cls = type(spec.name, (Optimizer,), {"spec": spec, "__module__": "ravine.torch"})
     cls.__doc__ = _doc.class_doc(spec, _INTRO.format(name=spec.name))
-    cls.__signature__ = _doc.signature(spec, ("params",), {"foreach": None})  # type: ignore[attr-defined]
+    cls.__signature__ = _doc.signature(spec, ("params",), {"foreach": None, "fused": None})  # type: ignore[attr-defined]
     return cls
 
 
