@@ -9,6 +9,13 @@ torch.set_default_dtype(torch.float32)
 # and made small-tensor tests up to 8× slower (measured: the example test 45 s vs 6 s).
 torch.set_num_threads(1)
 
+IMPLEMENTATIONS = {
+    "per_tensor": {"foreach": False},
+    "foreach": {"foreach": True},
+    "fused": {"fused": True},
+}
+"""Every torch implementation, by the constructor arguments that select it."""
+
 TOLERANCE = {
     # same arithmetic in a different order (foreach vs per-tensor, NumPy vs torch): rounding
     torch.float64: 1e-12,

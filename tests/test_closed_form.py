@@ -14,6 +14,7 @@ import torch
 
 import ravine.numpy as rn
 import ravine.torch as rt
+from conftest import IMPLEMENTATIONS
 
 THETA0 = (1.0, -2.0)
 G1 = (0.5, -1.0)
@@ -97,11 +98,11 @@ def test_numpy_first_two_steps(name):
         np.testing.assert_allclose(opt.theta(params, state), want, rtol=1e-14, atol=0)
 
 
-@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
 @pytest.mark.parametrize("name", list(rt.OPTIMIZERS))
-def test_torch_first_two_steps(name, foreach):
+def test_torch_first_two_steps(name, impl):
     p = torch.tensor(THETA0, dtype=torch.float64, requires_grad=True)
-    opt = rt.OPTIMIZERS[name]([p], foreach=foreach, **_hparams(name))
+    opt = rt.OPTIMIZERS[name]([p], **IMPLEMENTATIONS[impl], **_hparams(name))
     for g, want in zip((G1, G2), _expected(name), strict=True):
         p.grad = torch.tensor(g, dtype=torch.float64)
         opt.step()

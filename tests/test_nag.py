@@ -15,6 +15,7 @@ from torch.func import functional_call
 
 import ravine.numpy as rn
 import ravine.torch as rt
+from conftest import IMPLEMENTATIONS
 
 torch.manual_seed(0)
 X = torch.randn(32, 4, dtype=torch.float64)
@@ -50,12 +51,12 @@ def _literal_nag(model, lrs, beta, c, steps):
 
 
 @pytest.mark.parametrize("use_closure", [False, True])
-@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
 @pytest.mark.parametrize("lookahead", ["step", "momentum"])
-def test_theta_follows_the_literal_recurrence(lookahead, foreach, use_closure):
+def test_theta_follows_the_literal_recurrence(lookahead, impl, use_closure):
     model, beta, lr, steps = _model(), 0.9, 0.3, 40
     expected = _literal_nag(model, [lr] * steps, beta, 1.0 if lookahead == "step" else beta, steps)
-    opt = rt.NAG(model.parameters(), lr=lr, beta=beta, lookahead=lookahead, foreach=foreach)
+    opt = rt.NAG(model.parameters(), lr=lr, beta=beta, lookahead=lookahead, **IMPLEMENTATIONS[impl])
 
     def closure():
         opt.zero_grad()

@@ -1,4 +1,4 @@
-"""The chain of trust: NumPy rule → torch per-tensor → torch multi-tensor (foreach).
+"""The chain of trust: NumPy rule → torch per-tensor → torch foreach and fused.
 
 Each implementation runs the registry's rule; these tests check they agree on parameters
 *and* state, including the awkward cases torch.optim's own suite uses: a gradient set to
@@ -15,10 +15,11 @@ import torch
 
 import ravine.numpy as rn
 import ravine.torch as rt
-from conftest import TOLERANCE, rel_err
+from conftest import IMPLEMENTATIONS, TOLERANCE, rel_err
 from ravine.rules import SPECS
 
 NAMES = [s.name for s in SPECS]
+FAST = ["foreach", "fused"]
 SHAPES = [(3, 4), (5,), (2, 1, 3), (0,)]
 
 
@@ -27,11 +28,11 @@ def _grads(step: int, shapes, dtype) -> list[torch.Tensor]:
     return [torch.randn(s, generator=gen, dtype=torch.float64).to(dtype) for s in shapes]
 
 
-def _run_torch(name, foreach, dtype, steps=7, **hp):
+def _run_torch(name, impl, dtype, steps=7, **hp):
     gen = torch.Generator().manual_seed(0)
     params = [torch.randn(s, generator=gen, dtype=torch.float64).to(dtype) for s in SHAPES]
     params = [p.requires_grad_() for p in params]
-    opt = rt.OPTIMIZERS[name](params, lr=0.05, foreach=foreach, **hp)
+    opt = rt.OPTIMIZERS[name](params, lr=0.05, **IMPLEMENTATIONS[impl], **hp)
     for step in range(steps):
         for p, g in zip(params, _grads(step, SHAPES, dtype), strict=True):
             p.grad = g
@@ -43,10 +44,11 @@ def _run_torch(name, foreach, dtype, steps=7, **hp):
     return params, opt
 
 
+@pytest.mark.parametrize("impl", FAST)
 @pytest.mark.parametrize("name", NAMES)
-def test_foreach_matches_per_tensor_float64(name):
-    p_loop, opt_loop = _run_torch(name, foreach=False, dtype=torch.float64)
-    p_each, opt_each = _run_torch(name, foreach=True, dtype=torch.float64)
+def test_fast_paths_match_per_tensor_float64(name, impl):
+    p_loop, opt_loop = _run_torch(name, "per_tensor", dtype=torch.float64)
+    p_each, opt_each = _run_torch(name, impl, dtype=torch.float64)
     for a, b in zip(p_each, p_loop, strict=True):
         assert rel_err(a, b) <= TOLERANCE[torch.float64]
     for a, b in zip(p_each, p_loop, strict=True):
@@ -59,11 +61,12 @@ def test_foreach_matches_per_tensor_float64(name):
                 assert sa[key] == pytest.approx(sb[key], rel=1e-12), key
 
 
+@pytest.mark.parametrize("impl", FAST)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("name", NAMES)
-def test_foreach_matches_per_tensor_low_precision(name, dtype):
-    p_loop, _ = _run_torch(name, foreach=False, dtype=dtype, steps=3)
-    p_each, _ = _run_torch(name, foreach=True, dtype=dtype, steps=3)
+def test_fast_paths_match_per_tensor_low_precision(name, dtype, impl):
+    p_loop, _ = _run_torch(name, "per_tensor", dtype=dtype, steps=3)
+    p_each, _ = _run_torch(name, impl, dtype=dtype, steps=3)
     for a, b in zip(p_each, p_loop, strict=True):
         assert a.dtype == dtype
         assert rel_err(a, b) <= TOLERANCE[dtype]
@@ -91,13 +94,13 @@ def test_numpy_matches_torch(name):
             np.testing.assert_allclose(np.asarray(topt.state[tp][field]), value, rtol=1e-12)
 
 
-@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
 @pytest.mark.parametrize("name", NAMES)
-def test_mixed_dtypes_in_one_group(name, foreach):
+def test_mixed_dtypes_in_one_group(name, impl):
     """A group holding float64 and float32 tensors: each keeps its dtype and its rule."""
     a = torch.ones(3, dtype=torch.float64, requires_grad=True)
     b = torch.ones(3, dtype=torch.float32, requires_grad=True)
-    opt = rt.OPTIMIZERS[name]([a, b], lr=0.1, foreach=foreach)
+    opt = rt.OPTIMIZERS[name]([a, b], lr=0.1, **IMPLEMENTATIONS[impl])
     for _ in range(3):
         a.grad = torch.full_like(a, 0.5)
         b.grad = torch.full_like(b, 0.5)
@@ -106,15 +109,15 @@ def test_mixed_dtypes_in_one_group(name, foreach):
     assert rel_err(b, a) <= TOLERANCE[torch.float32]
 
 
-@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
 @pytest.mark.parametrize("name", NAMES)
-def test_complex_param_equals_its_real_view(name, foreach):
+def test_complex_param_equals_its_real_view(name, impl):
     """As in torch.optim: a complex parameter is optimized as (real, imag) pairs."""
     gen = torch.Generator().manual_seed(1)
     z = torch.randn(4, dtype=torch.complex128, generator=gen).requires_grad_()
     r = torch.view_as_real(z.detach()).clone().requires_grad_()
-    opt_z = rt.OPTIMIZERS[name]([z], lr=0.1, foreach=foreach)
-    opt_r = rt.OPTIMIZERS[name]([r], lr=0.1, foreach=foreach)
+    opt_z = rt.OPTIMIZERS[name]([z], lr=0.1, **IMPLEMENTATIONS[impl])
+    opt_r = rt.OPTIMIZERS[name]([r], lr=0.1, **IMPLEMENTATIONS[impl])
     for step in range(4):
         gz = torch.randn(4, dtype=torch.complex128, generator=torch.Generator().manual_seed(step))
         z.grad = gz
@@ -129,10 +132,10 @@ def test_complex_param_equals_its_real_view(name, foreach):
 def test_params_added_later_with_add_param_group(name):
     """A param group added mid-run starts at step 0 while the first group goes on."""
 
-    def run(foreach):
+    def run(impl):
         a = torch.ones(3, dtype=torch.float64, requires_grad=True)
         b = torch.ones(2, dtype=torch.float64, requires_grad=True)
-        opt = rt.OPTIMIZERS[name]([a], lr=0.1, foreach=foreach)
+        opt = rt.OPTIMIZERS[name]([a], lr=0.1, **IMPLEMENTATIONS[impl])
         for step in range(4):
             if step == 2:
                 opt.add_param_group({"params": [b], "lr": 0.05})
@@ -141,11 +144,13 @@ def test_params_added_later_with_add_param_group(name):
             opt.step()
         return a, b, opt
 
-    a1, b1, opt1 = run(False)
-    a2, b2, _ = run(True)
+    a1, b1, opt1 = run("per_tensor")
     assert opt1.state[b1]["step"] == 2 and opt1.state[a1]["step"] == 4
-    assert rel_err(a2, a1) <= TOLERANCE[torch.float64]
-    assert rel_err(b2, b1) <= TOLERANCE[torch.float64]
+    for impl in FAST:
+        a2, b2, opt2 = run(impl)
+        assert opt2.state[b2]["step"] == 2 and opt2.state[a2]["step"] == 4
+        assert rel_err(a2, a1) <= TOLERANCE[torch.float64]
+        assert rel_err(b2, b1) <= TOLERANCE[torch.float64]
 
 
 def test_deepcopy_keeps_identical_behaviour():
@@ -159,15 +164,15 @@ def test_deepcopy_keeps_identical_behaviour():
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
 @pytest.mark.parametrize("name", NAMES)
-def test_16_bit_params_are_computed_in_float32_and_rounded_once(name, foreach, dtype):
+def test_16_bit_params_are_computed_in_float32_and_rounded_once(name, impl, dtype):
     """Regression: the per-tensor path computed g⊙g in 16 bits, where 1e-4² underflows."""
     values = torch.tensor([1.0, -0.5, 2.0, 0.25])
     grad = torch.tensor([1e-4, -3e-5, 2.0, 5e-3])
     p16 = values.to(dtype).requires_grad_()
     p32 = values.to(dtype).float().requires_grad_()
-    opts = [rt.OPTIMIZERS[name]([p], lr=0.1, foreach=foreach) for p in (p16, p32)]
+    opts = [rt.OPTIMIZERS[name]([p], lr=0.1, **IMPLEMENTATIONS[impl]) for p in (p16, p32)]
     p16.grad, p32.grad = grad.to(dtype), grad.to(dtype).float()
     for opt in opts:
         opt.step()

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import ravine.numpy as rn
 import ravine.torch as rt
-from conftest import TOLERANCE, rel_err
+from conftest import IMPLEMENTATIONS, TOLERANCE, rel_err
 from ravine.rules import SPECS
 from ravine.rules.validation import Flag, Interval, OneOf, OrNone
 
@@ -57,9 +57,9 @@ def test_implementations_agree(spec, data, dims, dtype):
     grads = [[torch.randn(d, generator=gen, dtype=torch.float64) for d in dims] for _ in range(3)]
 
     finals = []
-    for foreach in (False, True):
+    for impl in IMPLEMENTATIONS.values():
         params = [p.to(dtype).clone().requires_grad_() for p in init]
-        opt = rt.OPTIMIZERS[spec.name](params, foreach=foreach, **hp)
+        opt = rt.OPTIMIZERS[spec.name](params, **impl, **hp)
         for gs in grads:
             for p, g in zip(params, gs, strict=True):
                 p.grad = g.to(dtype)
@@ -75,8 +75,9 @@ def test_implementations_agree(spec, data, dims, dtype):
     numpy_theta = [torch.from_numpy(np.asarray(x)) for x in nopt.theta(nparams, state)]
 
     tol = TOLERANCE[dtype] * 10  # three steps, each of which may round differently
-    for per_tensor, foreach, reference in zip(*finals, numpy_theta, strict=True):
+    for per_tensor, foreach, fused, reference in zip(*finals, numpy_theta, strict=True):
         assert rel_err(foreach, per_tensor) <= tol
+        assert rel_err(fused, per_tensor) <= tol
         assert rel_err(per_tensor, reference) <= tol
 
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import ravine.torch as rt
+from conftest import IMPLEMENTATIONS
 from ravine.rules import SPECS
 
 NAMES = [s.name for s in SPECS]
@@ -51,12 +52,12 @@ def _train(model, opt, steps, dtype=torch.float32):
     return losses
 
 
-@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
 @pytest.mark.parametrize("name", NAMES)
-def test_trains_a_small_model(name, foreach):
+def test_trains_a_small_model(name, impl):
     model = _model()
     losses = _train(
-        model, rt.OPTIMIZERS[name](model.parameters(), lr=LRS[name], foreach=foreach), 60
+        model, rt.OPTIMIZERS[name](model.parameters(), lr=LRS[name], **IMPLEMENTATIONS[impl]), 60
     )
     assert losses[-1] < 0.8 * losses[0], losses[::10]
 
@@ -100,12 +101,12 @@ def test_closure_returns_its_loss_and_params_without_grad_are_skipped(name):
     assert torch.equal(frozen.detach(), torch.ones(3)) and not opt.state[frozen]
 
 
-@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
 @pytest.mark.parametrize("name", NAMES)
-def test_state_dict_round_trip_is_bit_identical(name, foreach):
+def test_state_dict_round_trip_is_bit_identical(name, impl):
     """Save after 10 steps (weights_only load), resume, and match never stopping."""
     model = _model()
-    opt = rt.OPTIMIZERS[name](model.parameters(), lr=LRS[name], foreach=foreach)
+    opt = rt.OPTIMIZERS[name](model.parameters(), lr=LRS[name], **IMPLEMENTATIONS[impl])
     _train(model, opt, 10)
     buffer = io.BytesIO()
     torch.save({"model": model.state_dict(), "opt": opt.state_dict()}, buffer)
@@ -114,7 +115,7 @@ def test_state_dict_round_trip_is_bit_identical(name, foreach):
 
     resumed = _model()
     resumed.load_state_dict(saved["model"])
-    opt2 = rt.OPTIMIZERS[name](resumed.parameters(), lr=LRS[name], foreach=foreach)
+    opt2 = rt.OPTIMIZERS[name](resumed.parameters(), lr=LRS[name], **IMPLEMENTATIONS[impl])
     opt2.load_state_dict(saved["opt"])
     _train(model, opt, 10)
     _train(resumed, opt2, 10)
@@ -166,13 +167,13 @@ def test_decoupled_weight_decay_shrinks_theta_before_the_step():
     torch.testing.assert_close(p.detach(), expected, rtol=1e-15, atol=0)
 
 
-@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
 @pytest.mark.parametrize("name", ["SGD", "Adagrad"])
-def test_sparse_embedding_gradients_equal_dense(name, foreach):
+def test_sparse_embedding_gradients_equal_dense(name, impl):
     def run(sparse):
         torch.manual_seed(0)
         emb = torch.nn.Embedding(20, 4, sparse=sparse).double()
-        opt = rt.OPTIMIZERS[name](emb.parameters(), lr=0.1, foreach=foreach)
+        opt = rt.OPTIMIZERS[name](emb.parameters(), lr=0.1, **IMPLEMENTATIONS[impl])
         for step in range(6):
             idx = torch.tensor([[step % 5, 3, 3, 7 + step]])  # repeated index: coalescing
             opt.zero_grad()

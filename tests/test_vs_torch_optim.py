@@ -3,7 +3,7 @@
 Each case trains two copies of one small float64 model on the same mini-batches, one with
 a torch.optim optimizer (its default, for-loop implementation on CPU) and one with the
 ravine arguments that the registry's ``conventions["torch"]`` say are equivalent, with
-ravine in both its per-tensor (``foreach=False``) and batched (``foreach=True``) engines.
+ravine in each of its implementations (per-tensor, foreach, fused).
 After every step the parameters (and the loss before the step) must agree to a relative
 error of 1e-10: max|a − b| / max(|b|, tiny) over all parameters, b being torch's.
 
@@ -22,6 +22,7 @@ import pytest
 import torch
 
 import ravine.torch as rt
+from conftest import IMPLEMENTATIONS
 
 STEPS = 60
 TOLERANCE = 1e-10
@@ -373,19 +374,19 @@ def _float64_torch() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def _trajectories(case: Case, foreach: bool, steps: int = STEPS) -> tuple[list[float], list[float]]:
+def _trajectories(case: Case, impl: str, steps: int = STEPS) -> tuple[list[float], list[float]]:
     """Per-step relative errors (parameters after the step, loss before it), ravine vs torch."""
     with _float64_torch():
-        return _run(case, foreach, steps)
+        return _run(case, impl, steps)
 
 
-def _run(case: Case, foreach: bool, steps: int) -> tuple[list[float], list[float]]:
+def _run(case: Case, impl: str, steps: int) -> tuple[list[float], list[float]]:
     x, y = _data()
     reference = _model()
     ours = copy.deepcopy(reference)
     torch_opt = case.torch(_param_groups(reference, case.second_group_lr), **case.torch_kwargs)
     ravine_opt = case.ravine(
-        _param_groups(ours, case.second_group_lr), foreach=foreach, **case.ravine_kwargs
+        _param_groups(ours, case.second_group_lr), **IMPLEMENTATIONS[impl], **case.ravine_kwargs
     )
     pairs = [(reference, torch_opt), (ours, ravine_opt)]
     schedulers = [case.scheduler(opt) for _, opt in pairs] if case.scheduler else []
@@ -413,22 +414,21 @@ def _run(case: Case, foreach: bool, steps: int) -> tuple[list[float], list[float
     return param_errs, loss_errs
 
 
-@pytest.mark.parametrize("foreach", [False, True], ids=["per_tensor", "foreach"])
+@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_matches_torch_optim(case: Case, foreach: bool) -> None:
-    param_errs, loss_errs = _trajectories(case, foreach)
+def test_matches_torch_optim(case: Case, impl: str) -> None:
+    param_errs, loss_errs = _trajectories(case, impl)
     worst, worst_loss = max(param_errs), max(loss_errs)
     at = param_errs.index(worst) + 1
     print(
-        f"\n{case.id} [foreach={foreach}]: max rel err params {worst:.3e} (step {at}), "
-        f"loss {worst_loss:.3e}"
+        f"\n{case.id} [{impl}]: max rel err params {worst:.3e} (step {at}), loss {worst_loss:.3e}"
     )
     assert worst <= TOLERANCE, (
-        f"{case.id} [foreach={foreach}]: parameters differ from {case.torch.__name__} by a "
+        f"{case.id} [{impl}]: parameters differ from {case.torch.__name__} by a "
         f"relative {worst:.3e} at step {at} (tolerance {TOLERANCE:.0e})"
     )
     assert worst_loss <= TOLERANCE, (
-        f"{case.id} [foreach={foreach}]: losses differ from {case.torch.__name__} by a "
+        f"{case.id} [{impl}]: losses differ from {case.torch.__name__} by a "
         f"relative {worst_loss:.3e} (tolerance {TOLERANCE:.0e})"
     )
 
@@ -477,13 +477,13 @@ NEGATIVE_CONTROLS = [
 
 @pytest.mark.parametrize("case", NEGATIVE_CONTROLS, ids=[c.id for c in NEGATIVE_CONTROLS])
 def test_harness_detects_the_seed_defaults(case: Case) -> None:
-    param_errs, _ = _trajectories(case, foreach=False, steps=5)
+    param_errs, _ = _trajectories(case, "per_tensor", steps=5)
     print(f"\nnegative control {case.id}: max rel err params {max(param_errs):.3e}")
     assert max(param_errs) > 1e3 * TOLERANCE
 
 
-@pytest.mark.parametrize("foreach", [False, True], ids=["per_tensor", "foreach"])
-def test_nag_departs_from_torch_when_lr_changes(foreach: bool) -> None:
+@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
+def test_nag_departs_from_torch_when_lr_changes(impl: str) -> None:
     """Known, documented-by-this-test difference: NAG under an lr schedule.
 
     ravine's NAG stores φ = θ − shift·m with shift = β·lr of the step that placed φ, and
@@ -500,10 +500,10 @@ def test_nag_departs_from_torch_when_lr_changes(foreach: bool) -> None:
         {"lr": 0.05, "momentum": 0.9, "nesterov": True},
         scheduler=step_lr,
     )
-    param_errs, _ = _trajectories(case, foreach)
+    param_errs, _ = _trajectories(case, impl)
     before, after = param_errs[:10], param_errs[10:]
     print(
-        f"\nNAG-steplr [foreach={foreach}]: max rel err steps 1-10 {max(before):.3e}, "
+        f"\nNAG-steplr [{impl}]: max rel err steps 1-10 {max(before):.3e}, "
         f"step 11 {after[0]:.3e}, steps 11-{STEPS} {max(after):.3e}"
     )
     assert max(before) <= TOLERANCE

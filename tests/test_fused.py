@@ -1,0 +1,208 @@
+"""The fused implementation's own contract: cached pointer tables never go stale, tensors it
+cannot stream fall back visibly, kernels are cached on disk, a missing compiler is loud."""
+
+from __future__ import annotations
+
+import copy
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+import ravine.torch as rt
+from conftest import TOLERANCE, rel_err
+from ravine.fused import build
+from ravine.rules import SPECS
+
+NAMES = [s.name for s in SPECS]
+
+
+def _pair(name, make_params, **hp):
+    """(fused optimizer, per-tensor optimizer) over identical copies of the parameters."""
+    a, b = make_params(), make_params()
+    return (a, rt.OPTIMIZERS[name](a, fused=True, **hp)), (
+        b,
+        rt.OPTIMIZERS[name](b, foreach=False, **hp),
+    )
+
+
+def _params():
+    gen = torch.Generator().manual_seed(0)
+    return [
+        torch.randn(s, generator=gen, dtype=torch.float64).requires_grad_()
+        for s in ((4, 3), (5,), (2, 2))
+    ]
+
+
+def _step(params, opt, step):
+    gen = torch.Generator().manual_seed(100 + step)
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=gen, dtype=p.dtype)
+    opt.step()
+
+
+def _assert_same(pa, pb):
+    for a, b in zip(pa, pb, strict=True):
+        assert rel_err(a, b) <= TOLERANCE[torch.float64]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_state_replaced_by_hand_is_noticed(name):
+    (pa, fa), (pb, fb) = _pair(name, _params, lr=0.05)
+    for step in range(6):
+        if step == 3:
+            for opt, ps in ((fa, pa), (fb, pb)):
+                for key, value in opt.state[ps[0]].items():
+                    if isinstance(value, torch.Tensor):  # a new tensor object, same values
+                        opt.state[ps[0]][key] = value.clone()
+        _step(pa, fa, step)
+        _step(pb, fb, step)
+    _assert_same(pa, pb)
+    for key, value in fb.state[pb[0]].items():
+        if isinstance(value, torch.Tensor):
+            assert rel_err(fa.state[pa[0]][key], value) <= TOLERANCE[torch.float64]
+
+
+def test_step_count_edited_for_one_parameter_splits_the_batch():
+    (pa, fa), (pb, fb) = _pair("Adam", _params, lr=0.05)
+    for step in range(5):
+        if step == 2:
+            fa.state[pa[1]]["step"] = 10
+            fb.state[pb[1]]["step"] = 10
+        _step(pa, fa, step)
+        _step(pb, fb, step)
+    _assert_same(pa, pb)
+    assert fa.state[pa[1]]["step"] == 13 and fa.state[pa[0]]["step"] == 5
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_load_state_dict_mid_run_continues_exactly(name):
+    params = _params()
+    opt = rt.OPTIMIZERS[name](params, lr=0.05, fused=True)
+    twin = [p.detach().clone().requires_grad_() for p in params]
+    for step in range(3):
+        _step(params, opt, step)
+    saved = copy.deepcopy(opt.state_dict())
+    reference = [p.detach().clone() for p in params]
+    for step in range(3, 6):
+        _step(params, opt, step)
+    with torch.no_grad():  # rewind the parameters and load the saved state into the same optimizer
+        for p, r in zip(params, reference, strict=True):
+            p.copy_(r)
+    opt.load_state_dict(saved)
+    for step in range(3, 6):
+        _step(params, opt, step)
+    other = rt.OPTIMIZERS[name](twin, lr=0.05, foreach=False)
+    for step in range(6):
+        _step(twin, other, step)
+    _assert_same(params, twin)
+
+
+def test_parameter_storage_replaced_mid_run():
+    (pa, fa), (pb, fb) = _pair("Momentum", _params, lr=0.1)
+    for step in range(5):
+        if step == 2:
+            for p in (pa[0], pb[0]):
+                p.data = p.data.clone()  # new storage, as module.to(...) does
+        _step(pa, fa, step)
+        _step(pb, fb, step)
+    _assert_same(pa, pb)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_layouts_it_cannot_stream_fall_back_and_agree(name):
+    def make():
+        gen = torch.Generator().manual_seed(0)
+        transposed = torch.randn(3, 4, generator=gen, dtype=torch.float64).t().requires_grad_()
+        conv = torch.randn(2, 3, 3, 3, generator=gen, dtype=torch.float64)
+        conv = conv.to(memory_format=torch.channels_last).requires_grad_()
+        dense = torch.randn(6, generator=gen, dtype=torch.float64).requires_grad_()
+        return [transposed, conv, dense]
+
+    (pa, fa), (pb, fb) = _pair(name, make, lr=0.05)
+    for step in range(4):
+        _step(pa, fa, step)
+        _step(pb, fb, step)
+    _assert_same(pa, pb)
+    assert fa.fallbacks > 0
+    assert not pa[0].is_contiguous() and pa[1].is_contiguous(memory_format=torch.channels_last)
+
+
+def test_static_option_changed_mid_run_compiles_a_new_kernel():
+    (pa, fa), (pb, fb) = _pair("Adam", _params, lr=0.05)
+    for step in range(4):
+        if step == 2:
+            for opt in (fa, fb):
+                opt.param_groups[0]["maximize"] = True
+                opt.param_groups[0]["weight_decay"] = 0.1
+        _step(pa, fa, step)
+        _step(pb, fb, step)
+    _assert_same(pa, pb)
+
+
+def test_pickle_and_deepcopy_continue_identically():
+    params = _params()
+    opt = rt.Adam(params, lr=0.05, fused=True)
+    for step in range(3):
+        _step(params, opt, step)
+    twins = [copy.deepcopy(opt), pickle.loads(pickle.dumps(opt))]
+    for step in range(3, 6):
+        _step(params, opt, step)
+        for twin in twins:
+            _step(twin.param_groups[0]["params"], twin, step)
+    for twin in twins:
+        twin_params = twin.param_groups[0]["params"]
+        assert twin.state[twin_params[0]]["step"] == 6
+        for a, b in zip(twin_params, params, strict=True):
+            assert a is not b and torch.equal(a.detach(), b.detach())
+
+
+def test_missing_compiler_warns_and_falls_back(monkeypatch):
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    build.compiler.cache_clear()
+    try:
+        p = torch.ones(3, requires_grad=True)
+        opt = rt.Adam([p], lr=0.1)  # default: fused where possible
+        p.grad = torch.ones(3)
+        with pytest.warns(RuntimeWarning, match="fused kernels unavailable"):
+            opt.step()
+        assert p.detach().lt(1).all()
+        with pytest.raises(RuntimeError, match="fused=True: no C compiler"):
+            strict = rt.Adam([p], lr=0.1, fused=True)
+            strict.step()
+    finally:
+        build.compiler.cache_clear()
+
+
+def test_fused_and_foreach_exclude_each_other():
+    with pytest.raises(ValueError, match="foreach=True and fused=True"):
+        rt.Adam([torch.zeros(1, requires_grad=True)], foreach=True, fused=True)
+
+
+def test_kernels_are_cached_on_disk_across_processes(tmp_path):
+    script = textwrap.dedent(
+        """
+        import torch, ravine.torch as rt
+        p = torch.ones(5, requires_grad=True)
+        opt = rt.RMSProp([p], lr=0.1, fused=True)
+        p.grad = torch.full((5,), 0.5)
+        opt.step()
+        print(p.detach().tolist())
+        """
+    )
+    env = {**os.environ, "RAVINE_CACHE_DIR": str(tmp_path)}
+    first = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    libraries = sorted((tmp_path / "kernels").glob("*.so"))
+    stamps = [lib.stat().st_mtime_ns for lib in libraries]
+    second = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert libraries and sorted((tmp_path / "kernels").glob("*.so")) == libraries
+    assert [lib.stat().st_mtime_ns for lib in libraries] == stamps  # loaded, not rebuilt
+    assert first.stdout == second.stdout
