@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck format docs clean
+.PHONY: demo test lint typecheck format docs bench clean
 
 $(STAMP): requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,8 @@ demo: $(STAMP)  ## the seed's valley: all nine optimizers, a table and a PNG
 	$(BIN)/ravine demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples
-	$(BIN)/ruff format --check src tests examples
+	$(BIN)/ruff check src tests examples benchmarks
+	$(BIN)/ruff format --check src tests examples benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -27,8 +27,11 @@ test: lint typecheck  ## lint, format check, type check, then the test suite
 	$(BIN)/python -m pytest -n 2
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests examples
-	$(BIN)/ruff check --fix src tests examples
+	$(BIN)/ruff format src tests examples benchmarks
+	$(BIN)/ruff check --fix src tests examples benchmarks
+
+bench: $(STAMP)  ## speed and memory vs torch.optim on workloads A, B, C (a few minutes)
+	$(BIN)/python benchmarks/bench.py --json out/bench/bench.json
 
 docs: $(STAMP)  ## regenerate the registry's tables in README.md and docs/
 	$(BIN)/python -m ravine._doc README.md docs/conventions.md
