@@ -146,24 +146,33 @@ def _peak_extra_bytes(step: Callable[[], Any], device: str) -> float:
     return float(max(0, _rss_kib("VmHWM:") - before) * 1024)
 
 
-def time_steps(step: Callable[[], Any], device: str, rounds: int, budget_s: float = 1.0) -> float:
-    """Median seconds per step over ``rounds`` rounds, each of enough steps to last a while."""
+def steps_per_round(
+    step: Callable[[], Any], device: str, rounds: int, budget_s: float = 1.0
+) -> int:
+    """Warm up (state creation, kernel build, caches) and size a round to last a while."""
     step()
-    step()  # warm-up: state creation, kernel build, caches
+    step()
     _sync(device)
     start = time.perf_counter()
     step()
     _sync(device)
     once = max(time.perf_counter() - start, 1e-6)
-    per_round = max(1, min(50, int(budget_s / rounds / once)))
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(per_round):
-            step()
-        _sync(device)
-        samples.append((time.perf_counter() - start) / per_round)
-    return statistics.median(samples)
+    return max(1, min(50, int(budget_s / rounds / once)))
+
+
+def time_round(step: Callable[[], Any], device: str, steps: int) -> float:
+    """Seconds per step over one round of ``steps`` steps."""
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(device)
+    return (time.perf_counter() - start) / steps
+
+
+def time_steps(step: Callable[[], Any], device: str, rounds: int) -> float:
+    """Median seconds per step over ``rounds`` rounds."""
+    per_round = steps_per_round(step, device, rounds)
+    return statistics.median(time_round(step, device, per_round) for _ in range(rounds))
 
 
 _TRIAD = r"""
@@ -240,7 +249,9 @@ def measure(
             ("ravine", impl, lambda ps, f=flags: rt.OPTIMIZERS[name](ps, **ravine_kwargs, **f))
         )
 
-    measured: list[tuple[str, str, float, float]] = []
+    # Build every case first, then time them in interleaved rounds, so that the machine's
+    # drift (other tenants, clock changes) falls on all of them alike.
+    ready = []
     for library, mode, make in cases:
         params = _make(shapes, device)
         try:
@@ -251,11 +262,17 @@ def measure(
                 f"  {workload} {name} {library} {mode}: skipped ({str(error).splitlines()[0][:70]})"
             )
             continue
-        seconds = time_steps(opt.step, device, rounds)
-        extra = _peak_extra_bytes(opt.step, device)
-        measured.append((library, mode, seconds, extra))
-        del opt, params
-        gc.collect()
+        ready.append((library, mode, opt, steps_per_round(opt.step, device, rounds)))
+    samples: dict[int, list[float]] = {i: [] for i in range(len(ready))}
+    for _ in range(rounds):
+        for i, (_, _, opt, per_round) in enumerate(ready):
+            samples[i].append(time_round(opt.step, device, per_round))
+    measured = [
+        (library, mode, statistics.median(samples[i]), _peak_extra_bytes(opt.step, device))
+        for i, (library, mode, opt, _) in enumerate(ready)
+    ]
+    del ready
+    gc.collect()
 
     torch_best = min((s for lib, _, s, _ in measured if lib == "torch"), default=math.nan)
     rows = [

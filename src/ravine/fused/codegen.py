@@ -112,7 +112,23 @@ class _Emitter:
         raise ValueError(f"no C for operation {op!r}")
 
 
-def _loop(body: list[str], header: list[str], storage: str, program: Program) -> list[str]:
+LANES = 64
+"""Partial sums per thread in a reduction: independent lanes let the compiler vectorize a
+sum it may not reorder, and keep the result reproducible for a given thread count."""
+BLOCKS = 256
+"""Lanes sum in the compute type for this many blocks, then flush into double totals."""
+
+
+def _loop(
+    body: list[str],
+    header: list[str],
+    storage: str,
+    program: Program,
+    lanes: int = 1,
+    block: tuple[list[str], list[str]] = ([], []),
+) -> list[str]:
+    """The thread's share of the elements, tensor by tensor; ``body`` sees element ``e``
+    loaded into ``in0, in1, …`` and, in a reduction, its lane ``j``."""
     stype, ctype = STORAGE[storage]
     streams = program.arrays
     lines = [
@@ -126,12 +142,38 @@ def _loop(body: list[str], header: list[str], storage: str, program: Program) ->
         f"    {stype}* restrict x{i} = ({stype}*)ptrs[{i} * n + k];" for i in range(len(streams))
     ]
     lines += [f"    {line}" for line in header]
-    lines.append("    for (int64_t i = a; i < b; ++i) {")
+    element = [f"{ctype} in{i} = {_load(storage, ctype, f'x{i}[e]')};" for i in range(len(streams))]
+    element += body
+    if lanes == 1:
+        lines.append("    for (int64_t i = a; i < b; ++i) {")
+        lines.append("        const int64_t e = i;")
+        lines += [f"        {line}" for line in element]
+        lines += ["    }", "}"]
+        return lines
+    # element j of a block of `lanes` goes to lane j; `block` opens and flushes the lanes
+    opening, closing = block
     lines += [
-        f"        {ctype} in{i} = {_load(storage, ctype, f'x{i}[i]')};" for i in range(len(streams))
+        "    int64_t i = a;",
+        f"    while (b - i >= {lanes}) {{",
+        f"        int64_t whole = (b - i) / {lanes};",
+        f"        int64_t stop = i + {lanes} * (whole < {BLOCKS} ? whole : {BLOCKS});",
+        *(f"        {line}" for line in opening),
+        f"        for (; i < stop; i += {lanes}) {{",
+        f"            for (int j = 0; j < {lanes}; ++j) {{",
+        "                const int64_t e = i + j;",
+        *(f"                {line}" for line in element),
+        "            }",
+        "        }",
+        *(f"        {line}" for line in closing),
+        "    }",
+        *(f"    {line}" for line in opening),
+        "    for (const int j = 0; i < b; ++i) {  /* the tail, into lane 0 */",
+        "        const int64_t e = i;",
+        *(f"        {line}" for line in element),
+        "    }",
+        *(f"    {line}" for line in closing),
+        "}",
     ]
-    lines += [f"        {line}" for line in body]
-    lines += ["    }", "}"]
     return lines
 
 
@@ -146,7 +188,7 @@ def generate(program: Program, storage: str) -> str:
     emit = _Emitter(ctype, update_scalars, streams)
     finals = {name: emit.name(node) for name, node in program.outputs.items()}
     stores = [
-        f"x{streams[name]}[i] = {_store(storage, stype, value)};" for name, value in finals.items()
+        f"x{streams[name]}[e] = {_store(storage, stype, value)};" for name, value in finals.items()
     ]
     header = [f"const {ctype} s{i} = ({ctype})sc[{i}];" for i in range(len(update_scalars))]
     source = [_PRELUDE, f"void ravine_update({signature}) {{"]
@@ -160,15 +202,25 @@ def generate(program: Program, storage: str) -> str:
         reduce_scalars = program.reduction_scalars()
         emit = _Emitter(ctype, reduce_scalars, streams)
         values = [emit.name(r.args[0]) for r in program.reductions]
-        sums = [f"acc{j} += (double){v} * (double){v};" for j, v in enumerate(values)]
+        sums = [f"part{r}[j] += {v} * {v};" for r, v in enumerate(values)]
+        opening = [f"{ctype} part{r}[{LANES}] = {{0}};" for r in range(len(values))]
+        closing = [
+            f"for (int j = 0; j < {LANES}; ++j) acc{r}[j] += (double)part{r}[j];"
+            for r in range(len(values))
+        ]
         header = [f"const {ctype} s{i} = ({ctype})sc[{i}];" for i in range(len(reduce_scalars))]
         source.append(f"void ravine_reduce({signature}, double* restrict partial) {{")
         source.append("#pragma omp parallel num_threads(nthreads)")
         source.append("{")
-        source += [f"double acc{j} = 0.0;" for j in range(len(values))]
-        source += _loop(emit.lines + sums, header, storage, program)
+        source += [f"double acc{r}[{LANES}] = {{0}};" for r in range(len(values))]
+        source += _loop(
+            emit.lines + sums, header, storage, program, lanes=LANES, block=(opening, closing)
+        )
         count = len(values)
-        source += [f"partial[omp_get_thread_num() * {count} + {j}] = acc{j};" for j in range(count)]
+        for r in range(count):
+            source.append(f"double total{r} = 0.0;")
+            source.append(f"for (int j = 0; j < {LANES}; ++j) total{r} += acc{r}[j];")
+            source.append(f"partial[omp_get_thread_num() * {count} + {r}] = total{r};")
         source.append("}")
         source.append("}")
     return "\n".join(source) + "\n"
