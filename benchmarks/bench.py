@@ -292,6 +292,27 @@ def measure(
     return rows, bandwidth
 
 
+def markdown(rows: list[Row], library: str = "ravine", mode: str = "fused") -> str:
+    """One line per workload and optimizer: ravine's implementation against torch's best."""
+    lines = [
+        "| workload | optimizer | ravine ms | GB/s | of limit | torch fastest | torch ms "
+        "| speed-up | extra mem |",
+        "|---|---|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        if (r.library, r.mode) != (library, mode):
+            continue
+        rivals = [t for t in rows if (t.workload, t.optimizer, t.library) == (r.workload, r.optimizer, "torch")]
+        best = min(rivals, key=lambda t: t.ms, default=None)
+        torch_text = f"{best.mode} | {best.ms:.2f}" if best else "– | –"
+        speedup = f"{r.speedup_vs_torch_fastest:.2f}×" if best else "–"
+        lines.append(
+            f"| {r.workload} | {r.optimizer} | {r.ms:.2f} | {r.gb_s:.1f} | "
+            f"{r.fraction_of_bandwidth:.2f} | {torch_text} | {speedup} | {r.peak_extra_percent:.1f}% |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> list[Row]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workloads", default="A,B,C")
@@ -300,6 +321,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", default="out/bench/bench.json")
+    parser.add_argument("--markdown", help="also write the summary table to this file")
     args = parser.parse_args(argv)
     impls = [i for i in args.impls.split(",") if i]
     if args.device == "cuda":
@@ -349,6 +371,9 @@ def main(argv: list[str] | None = None) -> list[Row]:
         )
     )
     print(f"wrote {out}")
+    if args.markdown:
+        Path(args.markdown).write_text(markdown(rows) + "\n")
+        print(f"wrote {args.markdown}")
     return rows
 
 

@@ -150,8 +150,10 @@ class Optimizer(torch.optim.Optimizer):
         return engines.ENGINES[_resolve_foreach(foreach, params)]
 
     def _all_on_cpu(self, params: list[torch.Tensor]) -> bool:
-        # p.device costs ~0.5 µs; remember the answer for the last few parameter lists
-        key = tuple(map(id, params))
+        # p.device costs ~0.5 µs; remember the answer for the last few parameter lists. A
+        # stale answer (parameters moved in place) only sends CPU work down a slower path:
+        # the fused engine checks every tensor's device when it plans.
+        key = (id(params), len(params), id(params[0]), id(params[-1]))
         cache: dict[tuple[int, ...], bool] = self.__dict__.setdefault("_on_cpu", {})
         if key not in cache:
             if len(cache) > 8:
