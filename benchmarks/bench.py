@@ -302,13 +302,18 @@ def markdown(rows: list[Row], library: str = "ravine", mode: str = "fused") -> s
     for r in rows:
         if (r.library, r.mode) != (library, mode):
             continue
-        rivals = [t for t in rows if (t.workload, t.optimizer, t.library) == (r.workload, r.optimizer, "torch")]
+        rivals = [
+            t
+            for t in rows
+            if (t.workload, t.optimizer, t.library) == (r.workload, r.optimizer, "torch")
+        ]
         best = min(rivals, key=lambda t: t.ms, default=None)
         torch_text = f"{best.mode} | {best.ms:.2f}" if best else "– | –"
         speedup = f"{r.speedup_vs_torch_fastest:.2f}×" if best else "–"
         lines.append(
             f"| {r.workload} | {r.optimizer} | {r.ms:.2f} | {r.gb_s:.1f} | "
-            f"{r.fraction_of_bandwidth:.2f} | {torch_text} | {speedup} | {r.peak_extra_percent:.1f}% |"
+            f"{r.fraction_of_bandwidth:.2f} | {torch_text} | {speedup} | "
+            f"{r.peak_extra_percent:.1f}% |"
         )
     return "\n".join(lines)
 
