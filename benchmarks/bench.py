@@ -101,8 +101,7 @@ def traffic(name: str) -> tuple[int, int]:
     for a rule that reduces first (normalized GD's norm)."""
     spec = BY_NAME[name]
     hp = {**spec.defaults, **TORCH_TWINS[name][2]}
-    scalar_state = [f for f in spec.state_fields if f in ("shift", "mu_product")]
-    program = trace.trace(spec, hp, dict.fromkeys(scalar_state, 0.0))
+    program = trace.trace(spec, hp)
     arrays = len(program.arrays)
     return 3 + 2 * (arrays - 2) + (1 if program.reductions else 0), arrays
 

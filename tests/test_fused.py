@@ -206,3 +206,25 @@ def test_kernels_are_cached_on_disk_across_processes(tmp_path):
     assert libraries and sorted((tmp_path / "kernels").glob("*.so")) == libraries
     assert [lib.stat().st_mtime_ns for lib in libraries] == stamps  # loaded, not rebuilt
     assert first.stdout == second.stdout
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_plan_is_reused_between_steps(name, monkeypatch):
+    """After the first step (which creates the state) no step re-plans: the per-step cost
+    is the checks, not a rebuild."""
+    from ravine.torch import fused
+
+    params = _params()
+    opt = rt.OPTIMIZERS[name](params, lr=0.05, fused=True)
+    _step(params, opt, 0)
+    plans = []
+    original = fused.FusedEngine._plan
+    monkeypatch.setattr(
+        fused.FusedEngine, "_plan", lambda self, *a: plans.append(1) or original(self, *a)
+    )
+    for step in range(1, 6):
+        _step(params, opt, step)
+    assert plans == []
+    opt.state[params[0]]["step"] += 0  # any outside write invalidates the plan ...
+    _step(params, opt, 6)
+    assert plans == [1]  # ... once

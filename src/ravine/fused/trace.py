@@ -213,12 +213,9 @@ def _collect_reductions(nodes: list[Sym]) -> list[Sym]:
     return list(found.values())
 
 
-def trace(spec: Spec, hp: Mapping[str, Any], scalar_state: Mapping[str, Any]) -> Program:
-    """Trace one step of ``spec`` for the static options in ``hp``.
-
-    ``scalar_state`` names the rule's scalar state fields (their values only decide
-    nothing; they are inputs).
-    """
+def trace(spec: Spec, hp: Mapping[str, Any]) -> Program:
+    """Trace one step of ``spec`` for the static options in ``hp``."""
+    scalar_state = spec.scalar_state
     array_state = [f for f in spec.state_fields if f not in scalar_state]
     p = Sym("input", ("p",), "array")
     g = Sym("input", ("g",), "array")
@@ -235,14 +232,10 @@ def trace(spec: Spec, hp: Mapping[str, Any], scalar_state: Mapping[str, Any]) ->
     try:
         g_eff = rule_step.effective_gradient(p, g, sym_hp)
         scalars = spec.group_scalars([g_eff]) if spec.group_scalars else {}
+        # t is symbolic: the cast only tells the type checker
+        t_sym = cast(int, t)
         p_new, new_state = rule_step.update(
-            spec,
-            p,
-            g_eff,
-            state,
-            t=cast(int, t),
-            hp=sym_hp,
-            scalars=scalars,  # t is symbolic
+            spec, p, g_eff, state, t=t_sym, hp=sym_hp, scalars=scalars
         )
     except TraceError:
         raise

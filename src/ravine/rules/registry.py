@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, get_type_hints
 
+import numpy as np
+
 from . import adadelta, adagrad, adam, momentum, nadam, nag, normalized, rmsprop, sgd
 from .common import EPS_MODES
 from .validation import DECAY, NON_NEGATIVE, Check, Flag, OneOf, OrNone, validate
@@ -79,6 +81,9 @@ class Spec:
     init_args: tuple[str, ...] = field(init=False)
     state_type: type = field(init=False)
     """The rule's state NamedTuple (its fields are the per-parameter state names)."""
+    scalar_state: tuple[str, ...] = field(init=False)
+    """State fields that are one number per parameter, not an array (NAG's shift, NAdam's
+    μ-product)."""
 
     def __post_init__(self) -> None:
         merged = {**self.defaults, **COMMON_DEFAULTS}
@@ -89,6 +94,9 @@ class Spec:
         object.__setattr__(self, "rule_args", tuple(a for a in rule_keywords if a in merged))
         object.__setattr__(self, "init_args", _keywords(self.init))
         object.__setattr__(self, "state_type", get_type_hints(self.init)["return"])
+        probe = self.init(np.zeros(1), **{k: merged[k] for k in self.init_args})
+        scalars = tuple(f for f, v in probe._asdict().items() if not isinstance(v, np.ndarray))
+        object.__setattr__(self, "scalar_state", scalars)
         extra = set(rule_keywords) - set(self.rule_args) - {"t"}
         if (extra and self.group_scalars is None) or set(merged) != set(self.checks):
             raise AssertionError(f"{self.name}: defaults, checks and rule keywords disagree")

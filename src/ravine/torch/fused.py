@@ -17,7 +17,7 @@ import ctypes
 import warnings
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -95,8 +95,6 @@ class _Plan:
     eager: list[int]
     batches: list[_Batch]
     param_ptrs: list[int]
-    state_refs: dict[str, list[Any]] = field(default_factory=dict)
-    """Per array-state field, the tensors whose pointers the table holds (checked by identity)."""
 
 
 class FusedEngine:
@@ -111,8 +109,7 @@ class FusedEngine:
 
     def _program(self, key: tuple[Any, ...], spec: Spec, hp: Mapping[str, Any]) -> trace.Program:
         if key not in self._programs:
-            scalar_state = key[1]
-            self._programs[key] = trace.trace(spec, hp, dict.fromkeys(scalar_state, 0.0))
+            self._programs[key] = trace.trace(spec, hp)
         return self._programs[key]
 
     def _kernel(self, program: trace.Program, key: tuple[Any, ...], storage: str) -> _Kernel:
@@ -129,15 +126,14 @@ class FusedEngine:
         states: Sequence[engines.State],
         hp: Mapping[str, Any],
     ) -> None:
-        scalar_state = tuple(f for f in spec.state_fields if not _is_tensor_field(states, f))
+        scalar_state = spec.scalar_state
         program_key = (trace.static_key(spec, hp), scalar_state)
         ids = tuple(map(id, params))
-        version = getattr(states, "version", None)
+        version = getattr(states, "version", None)  # None: not a TrackedState, plan anew
         plan = self._plans.get(ids[0]) if ids else None
         if plan is None or not _still_valid(plan, program_key, ids, version, params, grads):
-            states = list(states)
-            plan = self._plan(spec, hp, program_key, ids, params, grads, states)
-            plan.version = getattr(states, "version", version)
+            plan = self._plan(spec, hp, program_key, ids, params, grads, list(states))
+            plan.version = getattr(states, "version", None)  # after any state was created
             self._plans[ids[0]] = plan  # one plan per group (keyed by its first parameter)
         states = plan.states
         if plan.eager:
@@ -190,7 +186,6 @@ class FusedEngine:
             for key, members in groups.items()
             if program is not None
         ]
-        fields = program.arrays[2:] if program is not None else ()
         fused = [i for b in batches for i in b.members]
         return _Plan(
             ids=ids,
@@ -201,7 +196,6 @@ class FusedEngine:
             eager=sorted(eager),
             batches=batches,
             param_ptrs=[params[i].data_ptr() for i in fused],
-            state_refs={f: [states[i][f] for i in fused] for f in fields},
         )
 
     def _run(
@@ -311,10 +305,6 @@ def _still_valid(
 
 _data_ptr = torch.Tensor.data_ptr
 _is_contiguous = torch.Tensor.is_contiguous
-
-
-def _is_tensor_field(states: Sequence[engines.State], field: str) -> bool:
-    return bool(states) and isinstance(states[0][field], torch.Tensor)
 
 
 def _fits(p: torch.Tensor, g: torch.Tensor, state: engines.State, spec: Spec) -> bool:
