@@ -106,3 +106,73 @@ def travel_ratio(traj: Trajectory, direction: np.ndarray) -> float:
     if travel == 0.0:
         return 1.0
     return travel / net if net > 0 else float("inf")
+
+
+def distances(traj: Trajectory, minimum: np.ndarray) -> np.ndarray:
+    """(N + 1,): ``‖θ_k − minimum‖``."""
+    return np.linalg.norm(traj.thetas - np.asarray(minimum, dtype=np.float64), axis=1)
+
+
+def fitted_rate(values: np.ndarray, start: int = 0, stop: int | None = None) -> float:
+    """The linear rate r of ``values[k] ≈ C·r^k`` over ``start ≤ k < stop``, by least squares.
+
+    ::
+
+        log values[k] ≈ a + k·log r      (ordinary least squares on k ∈ [start, stop))
+
+    ``values`` is an error sequence: distances to the minimum (:func:`distances`) or loss
+    gaps. Zeros and non-finite values in the window are left out; fewer than two left: NaN.
+    r < 1 converges linearly, r = 1 stalls, r > 1 diverges.
+
+    >>> round(fitted_rate(3.0 * 0.9 ** np.arange(50)), 12)
+    0.9
+    """
+    window = np.asarray(values, dtype=np.float64)[start:stop]
+    k = np.arange(start, start + len(window))
+    keep = np.isfinite(window) & (window > 0)
+    if keep.sum() < 2:
+        return float("nan")
+    slope = np.polyfit(k[keep], np.log(window[keep]), 1)[0]
+    return float(np.exp(slope))
+
+
+def path_ratio(traj: Trajectory) -> float:
+    """Path length over straight-line distance: ``Σ_k ‖θ_{k+1} − θ_k‖ / ‖θ_N − θ_0‖``.
+
+    1 for a straight path; a zig-zag or a detour adds to it; NaN for a diverged run,
+    ``inf`` for a path that ends where it started.
+    """
+    if traj.diverged:
+        return float("nan")
+    length = float(np.sum(np.linalg.norm(traj.moves, axis=1)))
+    net = float(np.linalg.norm(traj.thetas[-1] - traj.thetas[0]))
+    if length == 0.0:
+        return 1.0
+    return length / net if net > 0 else float("inf")
+
+
+def axis_step_ratio(traj: Trajectory, steep: np.ndarray, steps: int = 10) -> float:
+    """How unequal the first ``steps`` moves are: mean |move across| / mean |move along|.
+
+    Across is along the unit ``steep`` direction u, along is the orthogonal one. Gradient
+    descent on a valley of condition number κ starts near κ·(distance across)/(distance
+    along); a rule that equalises per-coordinate steps (RMSProp, Adam, NormalizedGD on the
+    axes) starts near 1.
+    """
+    u = np.asarray(steep, dtype=np.float64) / np.linalg.norm(steep)
+    v = np.array([-u[1], u[0]])
+    moves = traj.moves[:steps]
+    return float(np.mean(np.abs(moves @ u)) / np.mean(np.abs(moves @ v)))
+
+
+def spread(values: list[float] | np.ndarray) -> dict[str, float]:
+    """Mean, sample standard deviation, min, median and max of a metric over seeds."""
+    v = np.asarray(values, dtype=np.float64)
+    return {
+        "n": float(len(v)),
+        "mean": float(np.mean(v)),
+        "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
+        "min": float(np.min(v)),
+        "median": float(np.median(v)),
+        "max": float(np.max(v)),
+    }
