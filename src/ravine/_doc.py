@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from .rules.registry import ARGUMENT_DOCS, Spec
 
@@ -24,7 +24,7 @@ def class_doc(spec: Spec, intro: str) -> str:
     )
 
 
-def signature(spec: Spec, leading: Sequence[str], extra: dict[str, object]) -> inspect.Signature:
+def signature(spec: Spec, leading: Sequence[str], extra: Mapping[str, object]) -> inspect.Signature:
     """``(*leading, lr=…, *, <hyperparameters>=…, **extra)`` with the spec's defaults."""
     P = inspect.Parameter
     params = [P(name, P.POSITIONAL_OR_KEYWORD) for name in leading]

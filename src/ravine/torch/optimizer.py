@@ -36,11 +36,21 @@ class Optimizer(torch.optim.Optimizer):
         *,
         foreach: bool | None = None,
         fused: bool | None = None,
+        nonfinite: str = "ignore",
         **hparams: Any,
     ) -> None:
         given = {**hparams, **({} if lr is None else {"lr": lr})}
         defaults: dict[str, Any] = self.spec.validate({**self.spec.defaults, **given})
         defaults.update(_check_implementation(self.spec.name, foreach, fused))
+        if nonfinite not in NONFINITE_POLICIES:
+            raise ValueError(
+                f"{self.spec.name}: invalid nonfinite={nonfinite!r}; valid: "
+                f"{', '.join(repr(p) for p in NONFINITE_POLICIES)}"
+            )
+        self.nonfinite = nonfinite
+        """What a step does when a gradient holds NaN or ±Inf (see NONFINITE_POLICIES)."""
+        self.skipped_steps = 0
+        """Steps skipped under ``nonfinite="skip"``."""
         super().__init__(params, defaults)
         self.state: TrackedState = TrackedState(self.state)
 
@@ -62,8 +72,17 @@ class Optimizer(torch.optim.Optimizer):
                     f"a {p.dtype} tensor of shape {tuple(p.shape)}"
                 )
 
+    def __getstate__(self) -> dict[str, Any]:  # pickle and deepcopy keep the policy
+        return {
+            **super().__getstate__(),
+            "nonfinite": self.nonfinite,
+            "skipped_steps": self.skipped_steps,
+        }
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         # Checkpoints written before a hyperparameter existed load with its default.
+        self.nonfinite = state.pop("nonfinite", getattr(self, "nonfinite", "ignore"))
+        self.skipped_steps = state.pop("skipped_steps", getattr(self, "skipped_steps", 0))
         super().__setstate__(state)
         self.state = TrackedState(self.state)
         for group in self.param_groups:
@@ -127,12 +146,41 @@ class Optimizer(torch.optim.Optimizer):
             work.append((group, params, grads))
         if any(any(map(_is_sparse, grads)) for _, _, grads in work):
             self._check_sparse(work)
+        if self.nonfinite != "ignore" and not self._all_finite(work):
+            self.skipped_steps += 1  # "skip": nothing changes, in any group
+            return loss
         for (group, params, grads), hp in zip(work, checked, strict=True):
             if not params:
                 continue
             states = LazyStates(self.state, params, lambda p, hp=hp: self._state(p, hp))
             self._engine(group, params)(self.spec, params, grads, states, hp)
         return loss
+
+    def _all_finite(self, work: list[tuple[dict[str, Any], list[Any], list[Any]]]) -> bool:
+        """Whether every gradient is finite; under "raise", name the first that is not."""
+        for i, (group, params, grads) in enumerate(work):
+            pairs = [
+                (p, g.coalesce().values() if g.is_sparse else g)
+                for p, g in zip(params, grads, strict=True)
+            ]
+            pairs = [(p, v) for p, v in pairs if v.numel()]
+            if not pairs:
+                continue
+            # the largest |g| is finite exactly when every element is (a 2-norm could overflow)
+            largest = torch._foreach_norm([v for _, v in pairs], ord=float("inf"))
+            finite = torch.stack([m.float() for m in largest]).isfinite()
+            if bool(finite.all()):
+                continue
+            if self.nonfinite == "raise":
+                p, values = pairs[int((~finite).nonzero()[0])]
+                j = next(j for j, q in enumerate(group["params"]) if q is p)
+                raise FloatingPointError(
+                    f"{self.spec.name}: the gradient of param {j} of group {i} (shape "
+                    f"{tuple(p.shape)}) holds {int((~values.isfinite()).sum())} NaN/Inf "
+                    "value(s); nothing was changed. nonfinite='skip' skips such steps"
+                )
+            return False
+        return True
 
     def _engine(self, group: dict[str, Any], params: list[torch.Tensor]) -> engines.Engine:
         """The implementation for this group: fused, batched (foreach) or per-tensor."""
@@ -218,6 +266,13 @@ class Optimizer(torch.optim.Optimizer):
 _grad = operator.attrgetter("grad")
 _is_not_none = functools.partial(operator.is_not, None)
 _is_sparse = operator.attrgetter("is_sparse")
+
+
+NONFINITE_POLICIES = ("ignore", "skip", "raise")
+"""``ignore``: apply the rule whatever the gradients hold (torch.optim's behaviour);
+``skip``: a step whose gradients hold any NaN/Inf changes no parameter, no state and no step
+count, in any group, and is counted in ``skipped_steps``; ``raise``: FloatingPointError
+naming the parameter, before anything changes."""
 
 
 def _check_implementation(owner: str, foreach: Any, fused: Any) -> dict[str, bool | None]:

@@ -20,7 +20,8 @@ _INTRO = (
 def _optimizer_class(spec: Spec) -> type[Optimizer]:
     cls = type(spec.name, (Optimizer,), {"spec": spec, "__module__": "ravine.torch"})
     cls.__doc__ = _doc.class_doc(spec, _INTRO.format(name=spec.name))
-    cls.__signature__ = _doc.signature(spec, ("params",), {"foreach": None, "fused": None})  # type: ignore[attr-defined]
+    extra: dict[str, object] = {"foreach": None, "fused": None, "nonfinite": "ignore"}
+    cls.__signature__ = _doc.signature(spec, ("params",), extra)  # type: ignore[attr-defined]
     return cls
 
 
