@@ -260,7 +260,8 @@ def test_demo_writes_its_files_and_gd_zigzags_more_than_momentum(
 
 def test_cli_demo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "demo"
-    assert cli.main(["demo", "--out", str(out), "--steps", "40", "--kappa", "10"]) == 0
+    args = ["demo", "--out", str(out), "--steps", "40", "--kappa", "10", "--no-report"]
+    assert cli.main(args) == 0
     assert "valley (κ = 10)" in capsys.readouterr().out
     assert {p.name for p in out.iterdir()} == {"valley.png", "losses.png", "results.json"}
     with pytest.raises(SystemExit):

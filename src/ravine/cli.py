@@ -1,4 +1,8 @@
-"""The ``ravine`` command: ``ravine demo [--out DIR] [--steps N] [--kappa K]``."""
+"""The ``ravine`` command.
+
+* ``ravine demo [--out DIR] [--steps N] [--kappa K] [--no-report]``: the table, then the report;
+* ``ravine lab report [--out DIR] [--steps N] [--kappa K] [--trials T] [--seeds S]``.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +26,30 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--kappa", type=float, default=50.0, help="valley's condition number (default: %(default)s)"
     )
+    demo.add_argument(
+        "--no-report", action="store_true", help="skip the HTML report (written to OUT/report)"
+    )
+    lab = commands.add_parser("lab", help="the lab's longer work").add_subparsers(
+        dest="lab_command", required=True, metavar="LAB_COMMAND"
+    )
+    report = lab.add_parser(
+        "report",
+        help="one self-contained HTML page: the seed's story with figures and numbers",
+    )
+    report.add_argument("--out", default="out/report", help="output folder (default: %(default)s)")
+    report.add_argument(
+        "--steps", type=int, default=300, help="steps per run (default: %(default)s)"
+    )
+    report.add_argument(
+        "--kappa", type=float, default=50.0, help="valley's κ (default: %(default)s)"
+    )
+    report.add_argument(
+        "--trials", type=int, default=40, help="search trials per optimizer (default: %(default)s)"
+    )
+    report.add_argument(
+        "--seeds", type=int, default=10, help="seeds per batch size (default: %(default)s)"
+    )
+    report.add_argument("--no-animation", action="store_true", help="skip the GIF")
     return parser
 
 
@@ -33,5 +61,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             _parser().error("--steps must be >= 1 and --kappa >= 1")
         from .lab import demo  # matplotlib is imported only when needed
 
-        demo.main(out_dir=args.out, steps=args.steps, kappa=args.kappa)
+        demo.main(out_dir=args.out, steps=args.steps, kappa=args.kappa, report=not args.no_report)
+    elif args.command == "lab" and args.lab_command == "report":
+        if args.steps < 10 or args.kappa < 1 or args.trials < 1 or args.seeds < 2:
+            _parser().error("--steps >= 10, --kappa >= 1, --trials >= 1 and --seeds >= 2")
+        from .lab import report
+
+        report.build(
+            args.out,
+            kappa=args.kappa,
+            steps=args.steps,
+            trials=args.trials,
+            seeds=args.seeds,
+            animation=not args.no_animation,
+        )
     return 0

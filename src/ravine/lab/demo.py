@@ -83,8 +83,14 @@ def format_table(rows: list[dict[str, Any]], steps: int) -> str:
     return "\n".join(lines)
 
 
-def main(out_dir: str | Path = "out/demo", steps: int = 300, kappa: float = 50.0) -> dict[str, Any]:
-    """Tune, run, tabulate and draw every optimizer on the valley; returns the results."""
+def main(
+    out_dir: str | Path = "out/demo", steps: int = 300, kappa: float = 50.0, *, report: bool = False
+) -> dict[str, Any]:
+    """Tune, run, tabulate and draw every optimizer on the valley; returns the results.
+
+    With ``report=True`` it then writes the lab's HTML report under ``out_dir/report``
+    (:func:`ravine.lab.report.build`) and prints where it is.
+    """
     started = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -135,4 +141,12 @@ def main(out_dir: str | Path = "out/demo", steps: int = 300, kappa: float = 50.0
     for written in (figure, losses, table):
         print(f"wrote {written}")
     print(f"done in {time.perf_counter() - started:.1f} s")
+    if report:
+        from . import report as lab_report
+
+        print()
+        print("the lab's report (tuning, theory checks, the seed's claims, figures):")
+        page = lab_report.build(out / "report", kappa=kappa, steps=steps)
+        results["report"] = str(page)
+        print(f"open {page.resolve()}")
     return results

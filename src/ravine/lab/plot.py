@@ -29,12 +29,14 @@ def _colors(n: int) -> list[tuple[float, ...]]:
 
 
 def _gap_grid(surface: Surface, resolution: int = 120) -> tuple[np.ndarray, ...]:
-    """X, Y and f − f_min on a grid over ``surface.bounds``."""
+    """X, Y and f − f_min on a grid over ``surface.bounds`` (f − min f where f < f_min)."""
     (x0, x1), (y0, y1) = surface.bounds
     X, Y = np.meshgrid(np.linspace(x0, x1, resolution), np.linspace(y0, y1, resolution))
     points = np.stack([X.ravel(), Y.ravel()], axis=1)
     f_min = surface.f(surface.minimum)
     Z = np.array([surface.f(p) for p in points]).reshape(X.shape) - f_min
+    if Z.min() < 0:  # unbounded below (the saddle): measure from the window's lowest value
+        Z = Z - Z.min()
     return X, Y, Z
 
 

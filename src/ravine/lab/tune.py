@@ -117,3 +117,95 @@ def tune_lr(
         trials.append(Trial(lr, steps_to_tolerance(traj, tol, stay=True), final_loss(traj)))
     best = min(trials, key=_rank)
     return Tuning(name, best.lr, () if note else lrs, steps, tol, tuple(trials), note)
+
+
+SPACE: dict[str, tuple[float, float, str]] = {
+    "lr": (1e-4, 10.0, "log"),
+    "beta": (1e-3, 0.5, "log 1 −"),
+    "gamma": (1e-4, 0.5, "log 1 −"),
+}
+"""The search space of :func:`tune`: ``name: (low, high, scale)``. ``"log"``: the value is
+log-uniform in [low, high]; ``"log 1 −"``: ``1 − value`` is (β and γ near 1, where a decade
+of 1 − β is what matters)."""
+
+
+def _draw(rng: np.random.Generator, low: float, high: float, scale: str) -> float:
+    u = float(np.exp(rng.uniform(np.log(low), np.log(high))))
+    return u if scale == "log" else 1.0 - u
+
+
+@dataclass(frozen=True)
+class Search:
+    """A random search's record: the space, budget, objective, seed and every trial."""
+
+    name: str
+    best: dict[str, float]
+    space: dict[str, tuple[float, float, str]]
+    trials: int
+    steps: int
+    tol: float
+    seed: int
+    results: tuple[tuple[dict[str, float], int | None, float], ...]
+    """(hyperparameters, steps to tol (stay), final loss) of each trial, in order."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "best": self.best,
+            "space": {k: list(v) for k, v in self.space.items()},
+            "budget_steps": self.trials * self.steps,
+            "objective": f"fewest steps to stay within tol={self.tol:g}, then final loss",
+            "seed": self.seed,
+            "trials": [
+                {"hp": hp, "steps_to_tol": s, "final_loss": f if math.isfinite(f) else None}
+                for hp, s, f in self.results
+            ],
+        }
+
+
+def tune(
+    name: str,
+    surface: Surface,
+    x0: Any,
+    steps: int,
+    tol: float,
+    *,
+    trials: int = 40,
+    seed: int = 0,
+    space: dict[str, tuple[float, float, str]] | None = None,
+    on_trial: Any = None,
+) -> Search:
+    """Random log-scale search over every hyperparameter of ``name`` that is in ``space``.
+
+    Every optimizer gets the same ``trials`` runs of ``steps`` steps (the same budget) and
+    the same objective as :func:`tune_lr`; AdaDelta's lr is not searched (the seed gives
+    it none). Trial 0 is the seed's defaults. ``on_trial()`` is called after each run (a
+    progress bar).
+    """
+    cls = OPTIMIZERS[name]
+    space = SPACE if space is None else space
+    keys = [k for k in space if k in cls.spec.defaults and not (k == "lr" and name in UNTUNED)]
+    rng = np.random.default_rng(seed)
+    results = []
+    for i in range(trials):
+        hp = (
+            {k: float(cls.spec.defaults[k]) for k in keys}
+            if i == 0
+            else {k: _draw(rng, *space[k]) for k in keys}
+        )
+        traj = run(cls(**hp), surface, x0, steps)
+        trial = Trial(0.0, steps_to_tolerance(traj, tol, stay=True), final_loss(traj))
+        results.append((hp, trial.steps_to_tol, trial.final_loss, _rank(trial)))
+        if on_trial is not None:
+            on_trial()
+    best = min(results, key=lambda r: r[3])[0]
+    return Search(
+        name,
+        best,
+        {k: space[k] for k in keys},
+        trials,
+        steps,
+        tol,
+        seed,
+        tuple((hp, s, f) for hp, s, f, _ in results),
+    )
