@@ -88,7 +88,8 @@ def contour_with_trajectories(
     positive = Z[Z > 0]
     levels = np.geomspace(max(positive.min(), positive.max() * 1e-6), positive.max(), 14)
     for ax, traj, color in zip(axes.flat, trajectories, _colors(n), strict=False):
-        ax.contourf(X, Y, Z, levels=levels, norm=LogNorm(), cmap="Greys", alpha=0.35)
+        shaded = np.maximum(Z, levels[0] / 2)  # the minimum itself (0) has no log
+        ax.contourf(X, Y, shaded, levels=levels, norm=LogNorm(), cmap="Greys", alpha=0.35)
         ax.contour(X, Y, Z, levels=levels, colors="0.55", linewidths=0.5)
         thetas = traj.thetas[np.all(np.isfinite(traj.thetas), axis=1)]
         ax.plot(thetas[:, 0], thetas[:, 1], "-o", color=color, lw=1.2, ms=2.2)
