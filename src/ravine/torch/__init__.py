@@ -9,6 +9,9 @@
 >>> opt.step()
 """
 
+from . import checkpoint
+from .checkpoint import CheckpointError
+from .convert import from_torch, to_torch
 from .optimizer import Optimizer
 from .optimizers import (
     NAG,
@@ -30,9 +33,13 @@ __all__ = [
     "AdaDelta",
     "Adagrad",
     "Adam",
+    "CheckpointError",
     "Momentum",
     "NAdam",
     "NormalizedGD",
     "Optimizer",
     "RMSProp",
+    "checkpoint",
+    "from_torch",
+    "to_torch",
 ]

@@ -18,7 +18,7 @@ import torch
 
 from ..rules import Spec
 from ..rules import step as rule_step
-from . import engines
+from . import checkpoint, engines
 from . import fused as fused_kernels
 from .fused import FusedEngine
 from .state import LazyStates, TrackedState
@@ -96,10 +96,18 @@ class Optimizer(torch.optim.Optimizer):
         return self.spec.validate({name: group[name] for name in self.spec.defaults})
 
     def state_dict(self) -> dict[str, Any]:
-        """torch.optim's format, with plain dicts (loads with ``weights_only=True``)."""
+        """torch.optim's format with plain dicts (loads with ``weights_only=True``), plus a
+        ``"ravine"`` entry naming the format version and the optimizer."""
         packed = super().state_dict()
         packed["state"] = {k: dict(v) for k, v in packed["state"].items()}
+        packed["ravine"] = checkpoint.metadata(self)
         return packed
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a state after checking that it fits (see :mod:`ravine.torch.checkpoint`);
+        a state that does not fit raises ``CheckpointError`` and changes nothing."""
+        checkpoint.check(self, state_dict)
+        super().load_state_dict({k: v for k, v in state_dict.items() if k != "ravine"})
 
     def _check_sparse(
         self, work: list[tuple[dict[str, Any], list[torch.Tensor], list[torch.Tensor]]]

@@ -1,0 +1,182 @@
+"""Checkpoints load exactly or fail clearly, leaving the optimizer exactly as it was."""
+
+from __future__ import annotations
+
+import copy
+import io
+import random
+
+import pytest
+import torch
+
+import ravine.torch as rt
+from conftest import IMPLEMENTATIONS
+from ravine.rules import SPECS
+from ravine.torch import CheckpointError, checkpoint
+
+NAMES = [s.name for s in SPECS]
+
+
+def _trained(name, steps=3, impl="fused", named=False):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2)).double()
+    params = list(model.named_parameters()) if named else list(model.parameters())
+    opt = rt.OPTIMIZERS[name](params, lr=0.05, **IMPLEMENTATIONS[impl])
+    for step in range(steps):
+        opt.zero_grad()
+        model(torch.full((2, 3), 0.1 * step + 0.1, dtype=torch.float64)).sum().backward()
+        opt.step()
+    return model, opt
+
+
+def _snapshot(opt):
+    return copy.deepcopy(opt.state_dict())
+
+
+def _same(a, b):
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and torch.equal(a, b)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def _broken(name):
+    """(description, state dict that must be refused) for one optimizer."""
+    _, opt = _trained(name)
+    sd = _snapshot(opt)
+    spec = rt.OPTIMIZERS[name].spec
+    cases = []
+
+    def case(what, edit):
+        bad = copy.deepcopy(sd)
+        edit(bad)
+        cases.append((what, bad))
+
+    first = next(iter(sd["state"]))
+    arrays = [f for f in spec.state_fields if f not in spec.scalar_state]
+    case("not a dict", lambda d: d.clear())
+    case(
+        "a group too many", lambda d: d["param_groups"].append(copy.deepcopy(d["param_groups"][0]))
+    )
+    case("a parameter too few", lambda d: d["param_groups"][0]["params"].pop())
+    case("bad hyperparameter", lambda d: d["param_groups"][0].update(lr=-1.0))
+    case("another optimizer", lambda d: d["ravine"].update(optimizer="Other"))
+    case("unknown format", lambda d: d["ravine"].update(format=99))
+    case("missing key", lambda d: d["state"][first].pop("step"))
+    case("extra key", lambda d: d["state"][first].update(extra=torch.zeros(1)))
+    case("negative step", lambda d: d["state"][first].update(step=-1))
+    case("parameter out of range", lambda d: d["state"].update({99: d["state"][first]}))
+    case(
+        "torch's keys", lambda d: d["state"].update({first: {"step": 1, "exp_avg": torch.zeros(1)}})
+    )
+    for field in arrays:
+        case(
+            f"{field} wrong shape", lambda d, f=field: d["state"][first].update({f: torch.zeros(7)})
+        )
+        case(f"{field} not floating", lambda d, f=field: d["state"][first].update(
+            {f: d["state"][first][f].long()}))  # fmt: skip
+    for field in spec.scalar_state:
+        case(f"{field} NaN", lambda d, f=field: d["state"][first].update({f: float("nan")}))
+    return cases
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_states_that_do_not_fit_are_refused_and_change_nothing(name):
+    _, opt = _trained(name)
+    before = _snapshot(opt)
+    for what, bad in _broken(name):
+        with pytest.raises(CheckpointError) as error:
+            opt.load_state_dict(bad)
+        assert name in str(error.value) or "param group" in str(error.value), what
+        assert _same(opt.state_dict(), before), f"{what} changed the optimizer"
+
+
+def test_a_changed_parameter_order_is_detected_with_names():
+    model, opt = _trained("Adam", named=True)
+    sd = _snapshot(opt)
+    assert sd["param_groups"][0]["param_names"][0] == "0.weight"
+    reordered = list(reversed(list(model.named_parameters())))
+    other = rt.Adam(reordered, lr=0.05)
+    with pytest.raises(CheckpointError, match="order or the model changed"):
+        other.load_state_dict(sd)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_torch_load_weights_only_round_trip(name, tmp_path):
+    model, opt = _trained(name)
+    path = tmp_path / "ckpt.pt"
+    checkpoint.save(path, {"model": model.state_dict(), "optimizer": opt.state_dict()})
+    loaded = checkpoint.load(path)  # weights_only=True inside
+    model2, opt2 = _trained(name, steps=0)
+    model2.load_state_dict(loaded["model"])
+    opt2.load_state_dict(loaded["optimizer"])
+    assert _same(opt2.state_dict(), opt.state_dict())
+
+
+def test_truncated_and_corrupted_files_are_reported(tmp_path):
+    _model, opt = _trained("Adam")
+    path = tmp_path / "ckpt.pt"
+    checkpoint.save(path, opt.state_dict())
+    data = path.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    noisy = bytearray(data)
+    random.Random(0).shuffle(noisy)
+    (tmp_path / "noise.pt").write_bytes(bytes(noisy))
+    for bad in ("cut.pt", "noise.pt"):
+        with pytest.raises(CheckpointError, match="truncated or corrupted"):
+            checkpoint.load(tmp_path / bad)
+
+
+def test_fuzzed_state_dicts_never_half_load():
+    """Random edits of a real state dict: each either loads completely or is refused with
+    the optimizer unchanged (never another exception, never a partial load)."""
+    rng = random.Random(0)
+    _, opt = _trained("NAdam")
+    good = _snapshot(opt)
+    junk = [
+        None,
+        -1,
+        1e300,
+        float("nan"),
+        "x",
+        [],
+        {},
+        torch.zeros(3),
+        torch.zeros(2, 2).long(),
+        True,
+    ]
+    for trial in range(200):
+        bad = copy.deepcopy(good)
+        target = bad
+        path = []
+        while isinstance(target, dict | list) and target and rng.random() < 0.8:
+            key = rng.choice(
+                list(target.keys()) if isinstance(target, dict) else range(len(target))
+            )
+            path.append(key)
+            if not isinstance(target[key], dict | list):
+                break
+            target = target[key]
+        if not path:
+            continue
+        parent = bad
+        for key in path[:-1]:
+            parent = parent[key]
+        parent[path[-1]] = rng.choice(junk)
+        before = _snapshot(opt)
+        try:
+            opt.load_state_dict(bad)
+        except (CheckpointError, ValueError, TypeError):
+            assert _same(opt.state_dict(), before), (trial, path)
+        opt.load_state_dict(good)
+
+
+def test_io_buffer_save_load():
+    _, opt = _trained("SGD")
+    buffer = io.BytesIO()
+    torch.save(opt.state_dict(), buffer)
+    buffer.seek(0)
+    assert torch.load(buffer, weights_only=True)["ravine"] == {"format": 1, "optimizer": "SGD"}
