@@ -238,3 +238,23 @@ def test_old_checkpoint_without_a_new_hyperparameter_loads_with_its_default():
     opt2.load_state_dict(sd)
     assert opt2.param_groups[0]["eps_mode"] == "inside"
     opt2.step()
+
+
+@pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
+def test_a_parameter_listed_twice_warns_and_steps_once(impl):
+    a, b = torch.ones(2, requires_grad=True), torch.ones(2, requires_grad=True)
+    with pytest.warns(UserWarning, match="duplicate parameters"):
+        twice = rt.Momentum([a, a], lr=0.1, **IMPLEMENTATIONS[impl])
+    once = rt.Momentum([b], lr=0.1, **IMPLEMENTATIONS[impl])
+    assert len(twice.param_groups[0]["params"]) == 1
+    for _ in range(3):
+        a.grad, b.grad = torch.ones(2), torch.ones(2)
+        twice.step()
+        once.step()
+    assert torch.equal(a.detach(), b.detach())
+
+
+def test_a_parameter_in_two_groups_is_refused():
+    p = torch.ones(2, requires_grad=True)
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        rt.Adam([{"params": [p]}, {"params": [p]}])

@@ -63,14 +63,16 @@ class Optimizer(torch.optim.Optimizer):
             param_group.get("foreach", self.defaults["foreach"]),
             param_group.get("fused", self.defaults["fused"]),
         )
-        super().add_param_group(param_group)
-        for p in self.param_groups[-1]["params"]:
+        super().add_param_group(param_group)  # warns about duplicates, refuses overlaps
+        group = self.param_groups[-1]
+        for p in group["params"]:
             if not (p.is_floating_point() or p.is_complex()):
                 self.param_groups.pop()
                 raise TypeError(
                     f"{self.spec.name}: params must be floating-point or complex tensors, got "
                     f"a {p.dtype} tensor of shape {tuple(p.shape)}"
                 )
+        _deduplicate(group)
 
     def __getstate__(self) -> dict[str, Any]:  # pickle and deepcopy keep the policy
         return {
@@ -269,6 +271,16 @@ class Optimizer(torch.optim.Optimizer):
             with torch.no_grad():
                 for p, stored in saved:
                     p.copy_(stored)
+
+
+def _deduplicate(group: dict[str, Any]) -> None:
+    """Keep each parameter once (torch.optim warns, then would step a repeated one twice)."""
+    first = {id(p): i for i, p in reversed(list(enumerate(group["params"])))}
+    keep = sorted(first.values())
+    if len(keep) != len(group["params"]):
+        group["params"] = [group["params"][i] for i in keep]
+        if "param_names" in group:
+            group["param_names"] = [group["param_names"][i] for i in keep]
 
 
 _grad = operator.attrgetter("grad")
