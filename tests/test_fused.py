@@ -228,3 +228,24 @@ def test_plan_is_reused_between_steps(name, monkeypatch):
     opt.state[params[0]]["step"] += 0  # any outside write invalidates the plan ...
     _step(params, opt, 6)
     assert plans == [1]  # ... once
+
+
+def test_reload_into_the_same_optimizer_is_noticed():
+    """Regression (found by tests/test_sequences.py): load_state_dict builds a new state store
+    whose change counter restarted, so it could equal the one the cached plan had seen and
+    the next step updated the replaced state tensors instead of the loaded ones."""
+    results = []
+    for impl in ({"foreach": False}, {"fused": True}):
+        params = [torch.ones(4, dtype=torch.float64, requires_grad=True) for _ in range(3)]
+        extra = torch.ones(5, dtype=torch.float64, requires_grad=True)
+        opt = rt.AdaDelta(params, lr=0.05, **impl)
+        opt.add_param_group({"params": [extra], "lr": 0.01})
+        for k in range(2):
+            params[2].grad = torch.ones(4, dtype=torch.float64)
+            extra.grad = torch.ones(5, dtype=torch.float64)
+            opt.step()
+            if k == 0:
+                opt.load_state_dict(copy.deepcopy(opt.state_dict()))
+        results.append((opt.state[params[2]]["step"], params[2].detach().clone()))
+    assert results[1][0] == results[0][0] == 2
+    assert torch.equal(results[1][1], results[0][1])

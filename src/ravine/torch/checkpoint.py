@@ -125,6 +125,8 @@ def _check_state(optimizer: Optimizer, saved: Any, params: dict[int, torch.Tenso
         if not isinstance(entry, Mapping):
             raise CheckpointError(f"{where} must be a dict, got {type(entry).__name__}")
         keys = set(map(str, entry))
+        if not keys:
+            continue  # a parameter that has not been stepped yet
         if keys & TORCH_STATE_KEYS and keys != expected:
             raise CheckpointError(
                 f"{where} has torch.optim's keys {sorted(keys)}: load it into the torch.optim "

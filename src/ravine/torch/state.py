@@ -9,11 +9,16 @@ writes go through :func:`put`, which does not count as a change.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
+
+_VERSIONS = itertools.count()
+"""One counter for every store: a value is never repeated, not even by a new store that
+replaces an old one (``load_state_dict`` does that)."""
 
 
 class ParamState(dict[str, Any]):
@@ -22,7 +27,7 @@ class ParamState(dict[str, Any]):
     def _changed(self) -> None:
         owner = getattr(self, "_owner", None)  # absent while unpickling
         if owner is not None:
-            owner.version += 1
+            owner.version = next(_VERSIONS)
 
     def __setitem__(self, key: str, value: Any) -> None:
         super().__setitem__(key, value)
@@ -54,7 +59,7 @@ class TrackedState(defaultdict):  # keys are tensors, values ParamState
 
     def __init__(self, *args: Any) -> None:
         super().__init__(None, *args)
-        self.version = 0
+        self.version = next(_VERSIONS)
         for key, value in list(self.items()):
             self[key] = value  # adopt plain dicts (e.g. from load_state_dict)
 
@@ -68,11 +73,11 @@ class TrackedState(defaultdict):  # keys are tensors, values ParamState
             value = ParamState(value)
         value._owner = self
         super().__setitem__(key, value)
-        self.version = getattr(self, "version", 0) + 1
+        self.version = next(_VERSIONS)
 
     def __delitem__(self, key: torch.Tensor) -> None:
         super().__delitem__(key)
-        self.version += 1
+        self.version = next(_VERSIONS)
 
     def __reduce__(self) -> Any:  # pickle/deepcopy as plain data, re-wrapped on load
         return (TrackedState, (), None, None, iter((k, dict(v)) for k, v in self.items()))
