@@ -13,7 +13,7 @@ $(STAMP): requirements-dev.txt pyproject.toml
 		|| $(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-demo: $(STAMP)  ## the seed's valley: all nine optimizers, a table and a PNG
+demo: $(STAMP)  ## the seed's valley: a table, figures and the lab's HTML report (~40 s)
 	$(BIN)/ravine demo
 
 lint: $(STAMP)

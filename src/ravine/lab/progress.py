@@ -11,8 +11,8 @@ from typing import TextIO
 class Progress:
     """``with Progress("tuning", total=90) as bar: ... bar.update()`` draws ``[####----] 45/90``.
 
-    Redrawn in place (carriage return) at most every 0.1 s and at the end; ``enabled=False``
-    draws nothing.
+    Redrawn in place (carriage return) at most every 0.1 s and at the end on a terminal;
+    elsewhere only the first and last frames are written; ``enabled=False`` draws nothing.
     """
 
     def __init__(
@@ -58,6 +58,8 @@ class Progress:
         now = time.perf_counter()
         if not self.enabled or (not force and now - self._drawn < 0.1 and self.done < self.total):
             return
+        if not force and not getattr(self.stream, "isatty", lambda: False)():
+            return  # a log file gets the first and the last frame, not a hundred
         self._drawn = now
         self.stream.write("\r" + self.line())
         self.stream.flush()
