@@ -39,26 +39,31 @@ def _default_text(spec: Spec) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in spec.defaults.items() if k not in skip)
 
 
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def optimizers_table(specs: Sequence[Spec]) -> str:
     """Markdown: each optimizer, its defaults, variant, family and parents."""
-    rows = ["| optimizer | defaults | variant | family | parents |", "|---|---|---|---|---|"]
-    rows += [
-        f"| `{s.name}` | {_default_text(s)} | {s.variant} | {s.family} | "
-        f"{', '.join(s.parents) or '–'} |"
-        for s in specs
-    ]
-    return "\n".join(rows)
+    return markdown_table(
+        ["optimizer", "defaults", "variant", "family", "parents"],
+        [
+            [f"`{s.name}`", _default_text(s), s.variant, s.family, ", ".join(s.parents) or "–"]
+            for s in specs
+        ],
+    )
 
 
 def conventions_table(specs: Sequence[Spec]) -> str:
     """Markdown: how torch.optim, optax and Keras configure each optimizer, per the registry."""
-    rows = ["| ravine | torch.optim | optax | Keras |", "|---|---|---|---|"]
-    rows += [
-        f"| `{s.name}` | {s.conventions['torch']} | {s.conventions['optax']} | "
-        f"{s.conventions['keras']} |"
-        for s in specs
-    ]
-    return "\n".join(rows)
+    libraries = ("torch", "optax", "keras")
+    return markdown_table(
+        ["ravine", "torch.optim", "optax", "Keras"],
+        [[f"`{s.name}`", *(s.conventions[lib] for lib in libraries)] for s in specs],
+    )
 
 
 GENERATED = {"optimizers": optimizers_table, "conventions": conventions_table}
