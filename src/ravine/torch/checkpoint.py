@@ -18,12 +18,21 @@ import tempfile
 from collections.abc import Mapping
 from numbers import Real
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 
-if TYPE_CHECKING:
-    from .optimizer import Optimizer
+from ..rules import Spec
+
+
+class Optimizer(Protocol):
+    """What the checks read of an optimizer (a ravine.torch optimizer has it)."""
+
+    @property
+    def spec(self) -> Spec: ...
+
+    param_groups: list[dict[str, Any]]
+
 
 FORMAT = 1
 """Version of the ``"ravine"`` entry; bumped when the layout of a state dict changes."""
