@@ -1,0 +1,13 @@
+"""Real training: the seed's optimizers on real models and data (issue 4, first part).
+
+* :mod:`.data`: scikit-learn's digits (ships inside the package, no download), dense,
+  one-hot "sparse" and 8×8 image views, a seeded train/validation/test split and a seeded
+  mini-batch iterator;
+* :mod:`.models`: softmax logistic regression, an MLP (optional dropout), a small CNN and
+  a deep autoencoder;
+* :mod:`.loop`: N epochs with any optimizer factory (a ravine optimizer or its
+  torch.optim baseline), per-epoch records, reproducible and resumable from a checkpoint;
+* :mod:`.protocol`: tune on the validation split with the same budget per optimizer, then
+  several seeds, mean ± std;
+* :mod:`.experiments`: the papers' comparisons (Kingma & Ba Fig. 1, Zeiler's sensitivity).
+"""
