@@ -79,7 +79,7 @@ def _is(value: Any, kind: type, expected: Any) -> bool:
     return type(value) is kind and value == expected
 
 
-def _check_groups(optimizer: Optimizer, saved: Any) -> dict[int, torch.Tensor]:
+def _check_groups(optimizer: Optimizer, saved: Any) -> dict[int | str, torch.Tensor]:
     """Check the saved groups; return their parameter ids mapped to this optimizer's
     tensors (the mapping torch's ``load_state_dict`` will use)."""
     name, groups = optimizer.spec.name, optimizer.param_groups
@@ -89,12 +89,19 @@ def _check_groups(optimizer: Optimizer, saved: Any) -> dict[int, torch.Tensor]:
         raise CheckpointError(
             f"{name}: the state has {len(saved)} param groups, the optimizer {len(groups)}"
         )
-    ids: dict[int, torch.Tensor] = {}
+    ids: dict[int | str, torch.Tensor] = {}
     for i, (group, old) in enumerate(zip(groups, saved, strict=True)):
         where = f"{name}: param group {i} of the state"
         params = old.get("params")
-        if not isinstance(params, list) or not all(type(k) is int for k in params):
-            raise CheckpointError(f"{where} has no list of parameter ids")
+        # ids are ints, or parameter names (FQNs) where torch.distributed.checkpoint's
+        # set_optimizer_state_dict loads; torch.optim maps either by position
+        if not isinstance(params, list) or not (
+            all(type(k) is int for k in params) or all(type(k) is str for k in params)
+        ):
+            raise CheckpointError(
+                f"{where} has no list of parameter ids (ints, or names as "
+                f"torch.distributed.checkpoint writes); got {params!r}"
+            )
         if len(params) != len(group["params"]):
             raise CheckpointError(
                 f"{where} has {len(params)} parameters, the optimizer's {len(group['params'])}"
@@ -122,13 +129,13 @@ def _check_groups(optimizer: Optimizer, saved: Any) -> dict[int, torch.Tensor]:
     return ids
 
 
-def _check_state(optimizer: Optimizer, saved: Any, params: dict[int, torch.Tensor]) -> None:
+def _check_state(optimizer: Optimizer, saved: Any, params: dict[int | str, torch.Tensor]) -> None:
     spec, name = optimizer.spec, optimizer.spec.name
     if not isinstance(saved, Mapping):
         raise CheckpointError(f"{name}: 'state' must be a dict, got {type(saved).__name__}")
     expected = {"step", *spec.state_fields}
     for index, entry in saved.items():
-        if type(index) is not int or index not in params:
+        if type(index) not in (int, str) or index not in params:
             raise CheckpointError(f"{name}: state for parameter {index!r}, which no group lists")
         where = f"{name}: state of parameter {index}"
         if not isinstance(entry, Mapping):

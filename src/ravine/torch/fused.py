@@ -6,9 +6,10 @@ generated C kernel (:mod:`ravine.fused`), which streams through memory once, in 
 on all threads — no per-step temporaries, no per-tensor Python arithmetic.
 
 Tensors the kernel cannot take (sparse gradients, non-contiguous layouts, a gradient of
-another dtype, non-CPU devices) go through the per-tensor implementation instead, and are
-counted in :attr:`FusedEngine.fallbacks`. Scalars (bias corrections, μ-products) are
-evaluated from the same traced rule in Python, in double precision.
+another dtype, non-CPU devices, wrapper subclasses such as DTensor) go through the
+per-tensor implementation instead, and are counted in :attr:`FusedEngine.fallbacks`.
+Scalars (bias corrections, μ-products) are evaluated from the same traced rule in Python,
+in double precision.
 """
 
 from __future__ import annotations
@@ -308,19 +309,29 @@ _is_contiguous = torch.Tensor.is_contiguous
 
 
 def _fits(p: torch.Tensor, g: torch.Tensor, state: engines.State, spec: Spec) -> bool:
-    """Whether the kernel can stream this parameter: dense, contiguous, same dtype, CPU."""
+    """Whether the kernel can stream this parameter: dense, contiguous, same dtype, CPU,
+    and plain tensors: a wrapper subclass such as DTensor reports ``data_ptr() == 0``, which
+    the kernel would write through (the optimizer passes DTensors' local shards instead)."""
     if g.layout is not torch.strided or p.device.type != "cpu" or g.dtype != p.dtype:
+        return False
+    if _is_wrapper(p) or _is_wrapper(g):
         return False
     dtype = engines.real_view(p).dtype  # complex parameters stream as pairs of reals
     if dtype not in _STORAGE or not (p.is_contiguous() and g.is_contiguous()):
         return False
     for name in spec.state_fields:
         value = state[name]
-        if isinstance(value, torch.Tensor) and not (
-            value.is_contiguous() and value.dtype == dtype and value.device == p.device
+        if isinstance(value, torch.Tensor) and (
+            _is_wrapper(value)
+            or not (value.is_contiguous() and value.dtype == dtype and value.device == p.device)
         ):
             return False
     return True
+
+
+def _is_wrapper(x: torch.Tensor) -> bool:
+    """A tensor subclass that wraps others (DTensor and friends): no storage of its own."""
+    return hasattr(x, "__tensor_flatten__")
 
 
 def warn_unavailable(reason: str) -> None:

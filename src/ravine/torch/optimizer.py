@@ -18,7 +18,7 @@ import torch
 
 from ..rules import Spec
 from ..rules import step as rule_step
-from . import checkpoint, engines
+from . import checkpoint, dtensor, engines
 from . import fused as fused_kernels
 from .fused import FusedEngine
 from .state import LazyStates, TrackedState
@@ -163,7 +163,11 @@ class Optimizer(torch.optim.Optimizer):
             if not params:
                 continue
             states = LazyStates(self.state, params, lambda p, hp=hp: self._state(p, hp))
-            self._engine(group, params)(self.spec, params, grads, states, hp)
+            engine = self._engine(group, params)
+            if dtensor.any_dtensor(params):  # FSDP2 / tensor parallel: see .dtensor
+                dtensor.step(engine, self.spec, params, grads, states, hp, self._count_fallback)
+            else:
+                engine(self.spec, params, grads, states, hp)
         return loss
 
     def _all_finite(self, work: list[tuple[dict[str, Any], list[Any], list[Any]]]) -> bool:
@@ -231,10 +235,16 @@ class Optimizer(torch.optim.Optimizer):
             engine = self._fused = FusedEngine()
         return engine
 
+    def _count_fallback(self, n: int) -> None:
+        engine = getattr(self, "_fused", None)
+        if engine is not None:
+            engine.fallbacks += n
+
     @property
     def fallbacks(self) -> int:
         """Tensor-steps the fused implementation handed to the per-tensor one (layouts it
-        cannot stream: sparse, non-contiguous, mixed dtypes)."""
+        cannot stream: sparse, non-contiguous, mixed dtypes; DTensors of rules with group
+        scalars, see :mod:`.dtensor`)."""
         engine = getattr(self, "_fused", None)
         return engine.fallbacks if engine is not None else 0
 
