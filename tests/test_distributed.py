@@ -380,3 +380,14 @@ if __name__ == "__main__":
     torch.multiprocessing.spawn(
         _rank_main, args=(world, scenario, out, _free_port()), nprocs=world, join=True
     )
+
+
+@pytest.mark.parametrize("example", ["ddp_train.py", "fsdp_train.py"])
+def test_example_runs_under_torchrun(example):
+    script = Path(__file__).resolve().parents[1] / "examples" / example
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    command += ["--master_port", str(_free_port()), str(script), "--steps", "12"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "final loss" in done.stdout and "2 ranks" in done.stdout, done.stdout
