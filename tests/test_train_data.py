@@ -7,15 +7,15 @@ import torch
 
 pytest.importorskip("sklearn")
 
-from ravine.lab.train import models  # noqa: E402
-from ravine.lab.train.data import LEVELS, batches, density, digits  # noqa: E402
+from ravine.lab.train import models
+from ravine.lab.train.data import LEVELS, batches, density, digits
 
 
 def test_dense_split_shapes_and_disjointness():
     d = digits("dense")
     assert (len(d.train), len(d.val), len(d.test)) == (1078, 359, 360)
     assert d.n_features == 64 and d.train.x.dtype == torch.float32
-    assert 0.0 <= float(d.train.x.min()) and float(d.train.x.max()) <= 1.0
+    assert float(d.train.x.min()) >= 0.0 and float(d.train.x.max()) <= 1.0
     rows = {tuple(r.tolist()) for r in torch.cat([d.train.x, d.val.x, d.test.x])}
     assert len(rows) > 1700  # the three parts are one permutation of the 1797 images
     assert torch.equal(digits("dense").train.x, d.train.x)  # the split is seeded

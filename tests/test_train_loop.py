@@ -9,11 +9,11 @@ import torch
 
 pytest.importorskip("sklearn")
 
-from ravine.lab.train import models  # noqa: E402
-from ravine.lab.train.data import digits  # noqa: E402
-from ravine.lab.train.loop import train  # noqa: E402
-from ravine.lab.train.protocol import Candidate, Setup, compare  # noqa: E402
-from ravine.torch import OPTIMIZERS  # noqa: E402
+from ravine.lab.train import models
+from ravine.lab.train.data import digits
+from ravine.lab.train.loop import train
+from ravine.lab.train.protocol import Candidate, Setup, compare
+from ravine.torch import OPTIMIZERS
 
 DENSE = digits("dense")
 

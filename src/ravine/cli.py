@@ -1,7 +1,9 @@
 """The ``ravine`` command.
 
 * ``ravine demo [--out DIR] [--steps N] [--kappa K] [--no-report]``: the table, then the report;
-* ``ravine lab report [--out DIR] [--steps N] [--kappa K] [--trials T] [--seeds S]``.
+* ``ravine lab report [--out DIR] [--steps N] [--kappa K] [--trials T] [--seeds S]``;
+* ``ravine train {kingma-fig1,zeiler} [--quick] [--out DIR]``: a paper's comparison on the
+  digits; prints the tables and writes NAME.json, NAME.md and NAME.png.
 """
 
 from __future__ import annotations
@@ -50,7 +52,24 @@ def _parser() -> argparse.ArgumentParser:
         "--seeds", type=int, default=10, help="seeds per batch size (default: %(default)s)"
     )
     report.add_argument("--no-animation", action="store_true", help="skip the GIF")
+    train = commands.add_parser(
+        "train",
+        help="real training on scikit-learn's digits: reproduce a paper's comparison",
+        description="Tune each optimizer on the validation split, run several seeds, print "
+        "the tables and write NAME.json, NAME.md and NAME.png.",
+    )
+    train.add_argument(
+        "experiment",
+        choices=EXPERIMENTS,
+        help="kingma-fig1: Adam vs SGD-Nesterov vs Adagrad, dense and sparse logistic "
+        "regression; zeiler: lr sensitivity against AdaDelta's ε × ρ",
+    )
+    train.add_argument("--quick", action="store_true", help="the short version (seconds)")
+    train.add_argument("--out", default="out/train", help="output folder (default: %(default)s)")
     return parser
+
+
+EXPERIMENTS = ("kingma-fig1", "zeiler")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,4 +94,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             seeds=args.seeds,
             animation=not args.no_animation,
         )
+    elif args.command == "train":
+        _train(args.experiment, quick=args.quick, out_dir=args.out)
     return 0
+
+
+def _train(experiment: str, *, quick: bool, out_dir: str) -> None:
+    import time
+
+    from .lab.train import experiments, report  # torch, scikit-learn: imported when needed
+
+    start = time.perf_counter()
+    run = experiments.kingma_fig1 if experiment == "kingma-fig1" else experiments.zeiler
+    text, paths = report.write(run(quick=quick), out_dir)
+    print(text)
+    print(f"\n{time.perf_counter() - start:.0f} s; wrote " + ", ".join(map(str, paths)))
