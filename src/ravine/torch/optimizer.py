@@ -164,7 +164,7 @@ class Optimizer(torch.optim.Optimizer):
                 continue
             states = LazyStates(self.state, params, lambda p, hp=hp: self._state(p, hp))
             engine = self._engine(group, params)
-            if dtensor.any_dtensor(params):  # FSDP2 / tensor parallel: see .dtensor
+            if self._kinds(params)[1]:  # DTensors (FSDP2, tensor parallel): see .dtensor
                 dtensor.step(engine, self.spec, params, grads, states, hp, self._count_fallback)
             else:
                 engine(self.spec, params, grads, states, hp)
@@ -212,15 +212,27 @@ class Optimizer(torch.optim.Optimizer):
         return engines.ENGINES[_resolve_foreach(foreach, params)]
 
     def _all_on_cpu(self, params: list[torch.Tensor]) -> bool:
-        # p.device costs ~0.5 µs; remember the answer for the last few parameter lists. A
-        # stale answer (parameters moved in place) only sends CPU work down a slower path:
-        # the fused engine checks every tensor's device when it plans.
+        return self._kinds(params)[0]
+
+    def _kinds(self, params: list[torch.Tensor]) -> tuple[bool, bool]:
+        """(all on the CPU, any a DTensor) for a parameter list.
+
+        ``p.device`` costs ~0.5 µs, so the answer is remembered for the last few lists. A
+        stale answer only picks a slower path, never a wrong one: the fused engine checks
+        every tensor's device and kind when it plans, and the DTensor route handles plain
+        tensors too.
+        """
         key = (id(params), len(params), id(params[0]), id(params[-1]))
-        cache: dict[tuple[int, ...], bool] = self.__dict__.setdefault("_on_cpu", {})
+        cache: dict[tuple[int, ...], tuple[bool, bool]] = self.__dict__.setdefault(
+            "_kinds_cache", {}
+        )
         if key not in cache:
             if len(cache) > 8:
                 cache.clear()
-            cache[key] = all(p.device.type == "cpu" for p in params)
+            cache[key] = (
+                all(p.device.type == "cpu" for p in params),
+                dtensor.any_dtensor(params),
+            )
         return cache[key]
 
     def _fused_engine(self, required: bool) -> FusedEngine | None:
