@@ -102,3 +102,13 @@ def test_numpy_grads_must_match_params():
     state = opt.init(np.zeros(3))
     with pytest.raises(ValueError, match="grads must match params"):
         opt.update(np.zeros(3), np.zeros(4), state)
+
+
+def test_reduce_group_only_where_there_is_a_reduction():
+    with pytest.raises(ValueError, match="reduce_group=.*nothing to reduce.*NormalizedGD"):
+        rt.Adam([torch.zeros(1, requires_grad=True)], reduce_group="world")
+    p = torch.zeros(2, requires_grad=True)
+    opt = rt.NormalizedGD([p], fused=True, reduce_group="world")
+    p.grad = torch.ones(2)
+    with pytest.raises(ValueError, match="fused=True cannot take reduce_group"):
+        opt.step()

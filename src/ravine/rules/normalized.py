@@ -13,7 +13,7 @@ A zero gradient gives a zero direction (no step, never NaN): the norm is floored
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from ._xp import Array, namespace
@@ -29,10 +29,16 @@ def init(theta: Array) -> NormalizedState:
     return NormalizedState()
 
 
-def group_scalars(grads: Sequence[Array]) -> dict[str, Array]:
-    """The norm of the whole group's gradient, computed once before the per-tensor rule."""
+def group_scalars(
+    grads: Sequence[Array], reduce: Callable[[Array], Array] = lambda total: total
+) -> dict[str, Array]:
+    """The norm of the whole group's gradient, computed once before the per-tensor rule.
+
+    ``reduce`` adds up the sums of squares held elsewhere (other processes' parameters,
+    under ZeroRedundancyOptimizer), so the norm spans the whole model.
+    """
     xp = namespace(grads[0])
-    total = sum((xp.sum_squares(g) for g in grads[1:]), xp.sum_squares(grads[0]))
+    total = reduce(sum((xp.sum_squares(g) for g in grads[1:]), xp.sum_squares(grads[0])))
     return {"grad_norm": namespace(total).sqrt(total)}
 
 

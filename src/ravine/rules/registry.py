@@ -75,7 +75,7 @@ class Spec:
     """Whether sparse gradients are exact: rows without gradient keep state and value."""
     offset: Callable[[Any], Any] | None = None
     """Look-ahead rules: θ − (stored parameters), from the state."""
-    group_scalars: Callable[[list[Any]], dict[str, Any]] | None = None
+    group_scalars: Callable[..., dict[str, Any]] | None = None
     """Reductions over every gradient of a param group, computed before the rule."""
     rule_args: tuple[str, ...] = field(init=False)
     init_args: tuple[str, ...] = field(init=False)

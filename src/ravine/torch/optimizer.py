@@ -8,6 +8,7 @@ schedulers (which only read and write ``param_groups[i]["lr"]``).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import operator
 from collections.abc import Iterable, Iterator
@@ -37,6 +38,7 @@ class Optimizer(torch.optim.Optimizer):
         foreach: bool | None = None,
         fused: bool | None = None,
         nonfinite: str = "ignore",
+        reduce_group: Any = None,
         **hparams: Any,
     ) -> None:
         given = {**hparams, **({} if lr is None else {"lr": lr})}
@@ -51,6 +53,7 @@ class Optimizer(torch.optim.Optimizer):
         """What a step does when a gradient holds NaN or ±Inf (see NONFINITE_POLICIES)."""
         self.skipped_steps = 0
         """Steps skipped under ``nonfinite="skip"``."""
+        self._step_spec = _with_reduction(self.spec, reduce_group)
         super().__init__(params, defaults)
         self.state: TrackedState = TrackedState(self.state)
 
@@ -164,10 +167,11 @@ class Optimizer(torch.optim.Optimizer):
                 continue
             states = LazyStates(self.state, params, lambda p, hp=hp: self._state(p, hp))
             engine = self._engine(group, params)
+            spec = self._step_spec
             if self._kinds(params)[1]:  # DTensors (FSDP2, tensor parallel): see .dtensor
-                dtensor.step(engine, self.spec, params, grads, states, hp, self._count_fallback)
+                dtensor.step(engine, spec, params, grads, states, hp, self._count_fallback)
             else:
-                engine(self.spec, params, grads, states, hp)
+                engine(spec, params, grads, states, hp)
         return loss
 
     def _all_finite(self, work: list[tuple[dict[str, Any], list[Any], list[Any]]]) -> bool:
@@ -199,6 +203,12 @@ class Optimizer(torch.optim.Optimizer):
     def _engine(self, group: dict[str, Any], params: list[torch.Tensor]) -> engines.Engine:
         """The implementation for this group: fused, batched (foreach) or per-tensor."""
         foreach, fused = group["foreach"], group["fused"]
+        if self._step_spec is not self.spec:  # a cross-process reduction: not in a kernel
+            if fused:
+                raise ValueError(
+                    f"{self.spec.name}: fused=True cannot take reduce_group; use foreach"
+                )
+            return engines.ENGINES[_resolve_foreach(foreach, params)]
         on_cpu = self._all_on_cpu(params) if fused or (fused is None and foreach is None) else False
         if fused or (fused is None and foreach is None and on_cpu):
             if not on_cpu:
@@ -303,6 +313,27 @@ def _deduplicate(group: dict[str, Any]) -> None:
         group["params"] = [group["params"][i] for i in keep]
         if "param_names" in group:
             group["param_names"] = [group["param_names"][i] for i in keep]
+
+
+def _with_reduction(spec: Spec, group: Any) -> Spec:
+    """``spec`` whose cross-tensor reduction also sums over ``group``'s processes."""
+    if group is None:
+        return spec
+    if spec.group_scalars is None:
+        raise ValueError(
+            f"{spec.name}: reduce_group={group!r} has nothing to reduce; only optimizers that "
+            "reduce across tensors take it (NormalizedGD)"
+        )
+    import torch.distributed as dist
+
+    def all_reduce(total: torch.Tensor) -> torch.Tensor:
+        total = total.clone()
+        dist.all_reduce(total, group=group)
+        return total
+
+    return dataclasses.replace(
+        spec, group_scalars=functools.partial(spec.group_scalars, reduce=all_reduce)
+    )
 
 
 _grad = operator.attrgetter("grad")

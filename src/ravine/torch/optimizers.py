@@ -21,6 +21,8 @@ def _optimizer_class(spec: Spec) -> type[Optimizer]:
     cls = type(spec.name, (Optimizer,), {"spec": spec, "__module__": "ravine.torch"})
     cls.__doc__ = _doc.class_doc(spec, _INTRO.format(name=spec.name))
     extra: dict[str, object] = {"foreach": None, "fused": None, "nonfinite": "ignore"}
+    if spec.group_scalars is not None:
+        extra["reduce_group"] = None
     cls.__signature__ = _doc.signature(spec, ("params",), extra)  # type: ignore[attr-defined]
     return cls
 
