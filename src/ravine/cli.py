@@ -2,8 +2,9 @@
 
 * ``ravine demo [--out DIR] [--steps N] [--kappa K] [--no-report]``: the table, then the report;
 * ``ravine lab report [--out DIR] [--steps N] [--kappa K] [--trials T] [--seeds S]``;
-* ``ravine train {kingma-fig1,zeiler} [--quick] [--out DIR]``: a paper's comparison on the
-  digits; prints the tables and writes NAME.json, NAME.md and NAME.png.
+* ``ravine train {kingma-fig1,kingma-fig2,bias-correction,sutskever,zeiler} [--quick]
+  [--out DIR]``: a paper's comparison on the digits; prints the tables and writes
+  NAME.json, NAME.md and NAME.png.
 """
 
 from __future__ import annotations
@@ -62,14 +63,17 @@ def _parser() -> argparse.ArgumentParser:
         "experiment",
         choices=EXPERIMENTS,
         help="kingma-fig1: Adam vs SGD-Nesterov vs Adagrad, dense and sparse logistic "
-        "regression; zeiler: lr sensitivity against AdaDelta's ε × ρ",
+        "regression; kingma-fig2: the same plus RMSProp and AdaDelta on an MLP with "
+        "dropout; bias-correction: Adam with and without it across β × γ × lr; "
+        "sutskever: NAG vs Momentum across β on a deep autoencoder; zeiler: lr "
+        "sensitivity against AdaDelta's ε × ρ",
     )
     train.add_argument("--quick", action="store_true", help="the short version (seconds)")
     train.add_argument("--out", default="out/train", help="output folder (default: %(default)s)")
     return parser
 
 
-EXPERIMENTS = ("kingma-fig1", "zeiler")
+EXPERIMENTS = ("kingma-fig1", "kingma-fig2", "bias-correction", "sutskever", "zeiler")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -105,7 +109,13 @@ def _train(experiment: str, *, quick: bool, out_dir: str) -> None:
     from .lab.train import experiments, report  # torch, scikit-learn: imported when needed
 
     start = time.perf_counter()
-    run = experiments.kingma_fig1 if experiment == "kingma-fig1" else experiments.zeiler
+    run = {
+        "kingma-fig1": experiments.kingma_fig1,
+        "kingma-fig2": experiments.kingma_fig2,
+        "bias-correction": experiments.bias_correction,
+        "sutskever": experiments.sutskever,
+        "zeiler": experiments.zeiler,
+    }[experiment]
     text, paths = report.write(run(quick=quick), out_dir)
     print(text)
     print(f"\n{time.perf_counter() - start:.0f} s; wrote " + ", ".join(map(str, paths)))

@@ -5,6 +5,12 @@
   next to its torch.optim baseline, each lr tuned on validation with the same budget.
 * :func:`zeiler`: Zeiler (2012), Tables 1–2 — test error of SGD, Momentum and Adagrad
   across lr ∈ {1, 1e-1, 1e-2, 1e-3, 1e-4} against AdaDelta across ε × ρ (no lr at all).
+* :func:`kingma_fig2`: Kingma & Ba (2014), Fig. 2a — the MLP 64-256-256-10 with dropout;
+  Adam vs SGD-Nesterov vs Adagrad vs RMSProp vs AdaDelta, same tuning budget.
+* :func:`sutskever`: Sutskever et al. (2013), Table 1 — NAG vs classical momentum on the
+  deep autoencoder, for several β, each lr tuned.
+* :func:`bias_correction`: Kingma & Ba (2014), Sec. 6.4 / Fig. 4 — Adam with and without
+  bias correction (:class:`AdamNoCorrection`) across β × γ × lr on the autoencoder.
 
 Each returns a JSON-ready dict with the settings, the measurements and ``claims``: each
 paper claim as a measured statement with the numbers and whether it held.
@@ -17,11 +23,14 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+import torch
 
+from ...rules.common import debias, ema, root
+from ...torch import OPTIMIZERS
 from ..progress import Progress
 from .data import digits
 from .loop import Factory
-from .models import logreg, mlp
+from .models import autoencoder, logreg, mlp
 from .protocol import GRID, Candidate, Setup, compare, mean_std
 
 KINGMA_CANDIDATES: tuple[Candidate, ...] = (
@@ -45,6 +54,29 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "zeiler": {
         "full": {"epochs": 6, "batch_size": 10, "seeds": 5},
         "quick": {"epochs": 2, "batch_size": 10, "seeds": 1},
+    },
+    "kingma-fig2": {
+        "full": {"epochs": 30, "batch_size": 32, "seeds": 5, "grid": GRID, "dropout": 0.5},
+        "quick": {
+            "epochs": 3,
+            "batch_size": 32,
+            "seeds": 2,
+            "grid": (1e-3, 1e-2, 1e-1),
+            "dropout": 0.5,
+        },
+    },
+    "sutskever": {
+        "full": {"epochs": 80, "batch_size": 32, "seeds": 5, "grid": GRID},
+        "quick": {"epochs": 4, "batch_size": 32, "seeds": 1, "grid": (1e-3, 1e-2, 1e-1)},
+    },
+    "bias-correction": {
+        "full": {
+            "epochs": 10,
+            "batch_size": 32,
+            "seeds": 3,
+            "lrs": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2),
+        },
+        "quick": {"epochs": 2, "batch_size": 32, "seeds": 1, "lrs": (1e-3, 1e-2)},
     },
 }
 """Budgets of the full and quick versions."""
@@ -187,6 +219,312 @@ def zeiler_claims(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "adadelta_default": default,
             "best_baseline": best,
             "held": bool(default <= min(best.values()) + 2.0),
+        },
+    ]
+
+
+FIG2_CANDIDATES: tuple[Candidate, ...] = (
+    Candidate("Adam", "ravine", "Adam"),
+    Candidate(
+        "SGD-Nesterov", "ravine", "NAG", {"beta": 0.9, "ema": False, "lookahead": "momentum"}
+    ),
+    Candidate("Adagrad", "ravine", "Adagrad"),
+    Candidate("RMSProp", "ravine", "RMSProp"),
+    Candidate("AdaDelta", "ravine", "AdaDelta", tuned=False),
+)
+"""Kingma & Ba's Fig. 2a line-up, all ravine optimizers at the seed's defaults (RMSProp
+γ = 0.9, AdaDelta γ = 0.95, ε = 1e-6 and no lr to tune)."""
+
+
+def kingma_fig2(quick: bool = False, progress: bool = True) -> dict[str, Any]:
+    """MLP 64-256-256-10 (ReLU) with dropout after each hidden layer on the dense digits."""
+    cfg = SETTINGS["kingma-fig2"]["quick" if quick else "full"]
+    out: dict[str, Any] = {"experiment": "kingma-fig2", "quick": quick, "settings": dict(cfg)}
+    out["settings"]["grid"] = list(cfg["grid"])
+    data = digits("dense")
+    model = partial(mlp, data.n_features, dropout=cfg["dropout"])
+    setup = Setup("dropout MLP", data, model, cfg["epochs"], cfg["batch_size"])
+    results = compare(
+        FIG2_CANDIDATES, setup, grid=cfg["grid"], seeds=cfg["seeds"], progress=progress
+    )
+    out["results"] = [r.to_dict() for r in results]
+    out["claims"] = fig2_claims(out)
+    return out
+
+
+def fig2_claims(out: dict[str, Any]) -> list[dict[str, Any]]:
+    """ "Adam converges faster than the others" as two measured statements: the smallest
+    area under the training-loss curve, and the lowest final training loss."""
+    r = {x["label"]: x for x in out["results"]}
+    area = {k: _speed(v) for k, v in r.items()}
+    final = {k: v["summary"]["final_train_loss"][0] for k, v in r.items()}
+    final = {k: math.inf if v is None else v for k, v in final.items()}
+    return [
+        {
+            "claim": "Adam has the smallest area under the training-loss curve of the five",
+            "area_under_loss": area,
+            "held": bool(area["Adam"] == min(area.values())),
+        },
+        {
+            "claim": "Adam has the lowest final training loss of the five",
+            "final_train_loss": final,
+            "held": bool(final["Adam"] == min(final.values())),
+        },
+    ]
+
+
+SUTSKEVER_BETAS: tuple[float, ...] = (0.9, 0.99, 0.995)
+
+
+def sutskever_candidates(betas: tuple[float, ...] = SUTSKEVER_BETAS) -> list[Candidate]:
+    """Classical momentum v ← βv − lr·g (ravine ``Momentum(ema=False)``, torch's SGD) and
+    Sutskever's NAG (``NAG(ema=False, lookahead="momentum")``, torch's Nesterov SGD)."""
+    out = []
+    for beta in betas:
+        out.append(
+            Candidate(f"Momentum β={beta:g}", "ravine", "Momentum", {"beta": beta, "ema": False})
+        )
+        out.append(
+            Candidate(
+                f"NAG β={beta:g}",
+                "ravine",
+                "NAG",
+                {"beta": beta, "ema": False, "lookahead": "momentum"},
+            )
+        )
+    return out
+
+
+def sutskever(quick: bool = False, progress: bool = True) -> dict[str, Any]:
+    """The deep tanh autoencoder 64-128-64-32-8-32-64-128-64 on the dense digits (mean
+    squared reconstruction error), each (method, β) with its own tuned lr."""
+    cfg = SETTINGS["sutskever"]["quick" if quick else "full"]
+    out: dict[str, Any] = {"experiment": "sutskever", "quick": quick, "settings": dict(cfg)}
+    out["settings"]["grid"] = list(cfg["grid"])
+    out["settings"]["betas"] = list(SUTSKEVER_BETAS)
+    data = digits("dense")
+    setup = Setup(
+        "autoencoder", data, autoencoder, cfg["epochs"], cfg["batch_size"], task="reconstruct"
+    )
+    results = compare(
+        sutskever_candidates(), setup, grid=cfg["grid"], seeds=cfg["seeds"], progress=progress
+    )
+    out["results"] = [r.to_dict() for r in results]
+    out["claims"] = sutskever_claims(out)
+    return out
+
+
+def _final(result: dict[str, Any]) -> float:
+    value = result["summary"]["final_train_loss"][0]
+    return math.inf if value is None else float(value)
+
+
+def sutskever_claims(out: dict[str, Any]) -> list[dict[str, Any]]:
+    """NAG's final training error below Momentum's at every β; and the ratio Momentum/NAG
+    largest at the largest β ("especially for large β")."""
+    r = {x["label"]: x for x in out["results"]}
+    betas = out["settings"]["betas"]
+    pairs = {
+        f"{b:g}": {"Momentum": _final(r[f"Momentum β={b:g}"]), "NAG": _final(r[f"NAG β={b:g}"])}
+        for b in betas
+    }
+    ratio = {k: v["Momentum"] / v["NAG"] for k, v in pairs.items()}
+    largest = f"{max(betas):g}"
+    return [
+        {
+            "claim": "NAG reaches a lower final training error than classical momentum at every β",
+            "final_train_loss": pairs,
+            "held": bool(all(v["NAG"] < v["Momentum"] for v in pairs.values())),
+        },
+        {
+            "claim": "NAG's advantage (Momentum / NAG final error) is largest at the largest β",
+            "ratio": ratio,
+            "held": bool(ratio[largest] == max(ratio.values()) and ratio[largest] > 1),
+        },
+    ]
+
+
+class AdamNoCorrection(torch.optim.Optimizer):
+    """Adam in the seed's form (ε inside the root) with the bias correction switchable:
+
+        m ← β·m + (1 − β)·g,   G ← γ·G + (1 − γ)·g⊙g
+        θ ← θ − lr · m / √(G + ε)                     (``correct=False``)
+        θ ← θ − lr · m̂ / √(Ĝ + ε),  m̂ = m/(1 − βᵗ), Ĝ = G/(1 − γᵗ)   (``correct=True``)
+
+    Built from ravine's rule helpers (``ema``, ``debias``, ``root``) for this experiment
+    only: ravine's ``Adam`` always corrects. With ``correct=True`` it takes ravine Adam's
+    steps (tested), so the experiment's two arms differ in the correction alone.
+    """
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        *,
+        beta: float = 0.9,
+        gamma: float = 0.999,
+        eps: float = 1e-8,
+        correct: bool = False,
+    ) -> None:
+        defaults = {"lr": lr, "beta": beta, "gamma": gamma, "eps": eps, "correct": correct}
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta, gamma = group["beta"], group["gamma"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["m"] = torch.zeros_like(p)
+                    state["G"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = state["step"]
+                g = p.grad
+                state["m"] = m = ema(state["m"], g, beta)
+                state["G"] = G = ema(state["G"], g * g, gamma)
+                if group["correct"]:
+                    m, G = debias(m, beta, t), debias(G, gamma, t)
+                p.sub_(group["lr"] * m / root(G, group["eps"], "inside"))
+        return loss
+
+
+BIAS_BETAS: tuple[float, ...] = (0.0, 0.9)
+BIAS_GAMMAS: tuple[float, ...] = (0.99, 0.999, 0.9999)
+
+
+def bias_correction(quick: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Training loss of the autoencoder after a few epochs for every β × γ × lr, with
+    ravine's ``Adam`` (corrected) and :class:`AdamNoCorrection`; several seeds a cell."""
+    cfg = SETTINGS["bias-correction"]["quick" if quick else "full"]
+    setup = Setup(
+        "bias-correction",
+        digits("dense"),
+        autoencoder,
+        cfg["epochs"],
+        cfg["batch_size"],
+        task="reconstruct",
+    )
+    seeds = range(1, cfg["seeds"] + 1)
+    rows: list[tuple[dict[str, Any], Factory]] = []
+    for correct in (True, False):
+        for beta in BIAS_BETAS:
+            for gamma in BIAS_GAMMAS:
+                for lr in cfg["lrs"]:
+                    hp = {"correct": correct, "beta": beta, "gamma": gamma, "lr": lr}
+                    rows.append((hp, _adam_factory(**hp)))
+    cells = []
+    with Progress("bias-correction", len(rows) * len(seeds), enabled=progress) as bar:
+        for hp, factory in rows:
+            first, last, diverged = [], [], 0
+            for seed in seeds:
+                h = setup.run(factory, seed)
+                first.append(h.train_loss[0])
+                last.append(h.train_loss[-1])
+                diverged += h.diverged
+                bar.update()
+            cells.append(
+                {
+                    **hp,
+                    "first_epoch_loss": [_nan_none(x) for x in _finite_mean_std(first)],
+                    "final_loss": [_nan_none(x) for x in _finite_mean_std(last)],
+                    "diverged": diverged,
+                }
+            )
+    settings = dict(cfg) | {"lrs": list(cfg["lrs"])}
+    out = {"experiment": "bias-correction", "quick": quick, "settings": settings, "cells": cells}
+    out["claims"] = bias_claims(cells)
+    return out
+
+
+def _adam_factory(*, correct: bool, beta: float, gamma: float, lr: float) -> Factory:
+    if correct:
+        adam = OPTIMIZERS["Adam"]
+        return lambda p: adam(p, lr=lr, beta=beta, gamma=gamma)
+    return lambda p: AdamNoCorrection(p, lr=lr, beta=beta, gamma=gamma, correct=False)
+
+
+def _finite_mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean ± std, NaN when a seed diverged (a diverged cell has no loss)."""
+    if not all(math.isfinite(v) for v in values):
+        return math.nan, math.nan
+    return mean_std(values)
+
+
+def _nan_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def bias_claims(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each β and γ, the best (over lr) final loss with and without correction (a
+    diverged cell counts as ∞). Claims: without correction γ = 0.9999 is much worse
+    (best loss > 1.2× the corrected one) at both β; with correction γ = 0.9999 is fine
+    (within 1.2× of the best γ at that β); and without correction γ = 0.9999 fails (diverges
+    or ends > 1.2× the corrected cell) at more lrs than γ = 0.99."""
+
+    def loss(c: dict[str, Any]) -> float:
+        v = c["final_loss"][0]
+        return math.inf if v is None else float(v)
+
+    def cell(correct: bool, beta: float, gamma: float, lr: float) -> dict[str, Any]:
+        return next(
+            c
+            for c in cells
+            if (c["correct"], c["beta"], c["gamma"], c["lr"]) == (correct, beta, gamma, lr)
+        )
+
+    lrs = sorted({c["lr"] for c in cells})
+    best = {
+        f"{'with' if correct else 'without'}, β={beta:g}, γ={gamma:g}": min(
+            loss(cell(correct, beta, gamma, lr)) for lr in lrs
+        )
+        for correct in (True, False)
+        for beta in BIAS_BETAS
+        for gamma in BIAS_GAMMAS
+    }
+
+    def b(correct: bool, beta: float, gamma: float) -> float:
+        return best[f"{'with' if correct else 'without'}, β={beta:g}, γ={gamma:g}"]
+
+    worse = all(b(False, beta, 0.9999) > 1.2 * b(True, beta, 0.9999) for beta in BIAS_BETAS)
+    fine = all(
+        b(True, beta, 0.9999) <= 1.2 * min(b(True, beta, g) for g in BIAS_GAMMAS)
+        for beta in BIAS_BETAS
+    )
+
+    def failures(gamma: float) -> int:
+        return sum(
+            loss(cell(False, beta, gamma, lr)) > 1.2 * loss(cell(True, beta, gamma, lr))
+            for beta in BIAS_BETAS
+            for lr in lrs
+        )
+
+    fails = {f"γ={g:g}": failures(g) for g in BIAS_GAMMAS}
+    return [
+        {
+            "claim": "without correction, γ = 0.9999 is much worse: its best-lr loss is over "
+            "1.2× the corrected one, at both β",
+            "best_final_loss": best,
+            "held": bool(worse),
+        },
+        {
+            "claim": "with correction, γ = 0.9999 is fine: its best-lr loss is within 1.2× of "
+            "the best γ's, at both β",
+            "best_final_loss": best,
+            "held": bool(fine),
+        },
+        {
+            "claim": "without correction, γ = 0.9999 fails (diverges or ends > 1.2× the "
+            "corrected cell) at more (β, lr) cells than γ = 0.99",
+            "failed_cells": fails,
+            "held": bool(fails["γ=0.9999"] > fails["γ=0.99"]),
         },
     ]
 

@@ -1,0 +1,116 @@
+"""The rest of issue 4's reproductions, quick versions through the CLI.
+
+Kingma & Ba Fig. 2 (MLP with dropout), Sutskever et al.'s NAG vs Momentum on the deep
+autoencoder and Adam's bias-correction grid. Each test asserts only what the quick
+measurement supports (docs/results.md has the full runs and what they showed); the
+no-correction Adam written for the grid is checked against ravine's Adam and the formula.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+pytest.importorskip("sklearn")
+
+from ravine.cli import EXPERIMENTS, main
+from ravine.lab.train.experiments import AdamNoCorrection
+from ravine.torch import OPTIMIZERS
+
+
+def _run(tmp_path_factory, name):
+    out = tmp_path_factory.mktemp(name)
+    assert main(["train", name, "--quick", "--out", str(out)]) == 0
+    for suffix in ("json", "md", "png"):
+        assert (out / f"{name}.{suffix}").stat().st_size > 0
+    return json.loads((out / f"{name}.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def fig2(tmp_path_factory):
+    return _run(tmp_path_factory, "kingma-fig2")
+
+
+@pytest.fixture(scope="module")
+def sutskever(tmp_path_factory):
+    return _run(tmp_path_factory, "sutskever")
+
+
+@pytest.fixture(scope="module")
+def bias(tmp_path_factory):
+    return _run(tmp_path_factory, "bias-correction")
+
+
+def test_cli_lists_every_experiment():
+    assert set(EXPERIMENTS) == {
+        "kingma-fig1", "kingma-fig2", "bias-correction", "sutskever", "zeiler"
+    }  # fmt: skip
+
+
+def test_fig2_protocol_and_quick_claims(fig2):
+    labels = [r["label"] for r in fig2["results"]]
+    assert labels == ["Adam", "SGD-Nesterov", "Adagrad", "RMSProp", "AdaDelta"]
+    for r in fig2["results"]:
+        tuned = r["label"] != "AdaDelta"  # AdaDelta has no lr
+        assert r["tuning"]["budget_epochs"] == (3 * 3 if tuned else 0)  # the same budget
+        assert r["summary"]["seeds"] == [1, 2] and r["summary"]["diverged"] == 0
+        assert r["summary"]["test_acc"][0] > 0.85
+    # measured at 3 epochs: Adam is fastest (the full 30-epoch run disagrees; see results.md)
+    assert all(c["held"] for c in fig2["claims"]), fig2["claims"]
+
+
+def test_sutskever_nag_not_worse_than_momentum(sutskever):
+    final, ratio = sutskever["claims"][0]["final_train_loss"], sutskever["claims"][1]["ratio"]
+    assert set(final) == {"0.9", "0.99", "0.995"}
+    for beta, pair in final.items():
+        assert pair["NAG"] <= pair["Momentum"] * 1.001, (beta, pair)
+    assert ratio["0.99"] > 1.01 and ratio["0.995"] > 1.01  # measured: NAG ahead at large β
+    assert all(r["summary"]["diverged"] == 0 for r in sutskever["results"])
+
+
+def _final(bias, **hp):
+    cell = next(c for c in bias["cells"] if all(c[k] == v for k, v in hp.items()))
+    return cell["final_loss"][0]
+
+
+def test_bias_correction_large_gamma_hurts_without_it(bias):
+    assert len(bias["cells"]) == 2 * 2 * 3 * 2
+    for beta in (0.0, 0.9):
+        without = _final(bias, correct=False, beta=beta, gamma=0.9999, lr=1e-2)
+        with_ = _final(bias, correct=True, beta=beta, gamma=0.9999, lr=1e-2)
+        assert without > 1.5 * with_, (beta, without, with_)
+    _, fine, more_failures = bias["claims"]
+    assert fine["held"] and more_failures["held"]
+
+
+def _tiny_run(make, steps=20):
+    torch.manual_seed(0)
+    w = torch.nn.Parameter(torch.randn(5, 3, dtype=torch.float64))
+    x = torch.randn(8, 5, dtype=torch.float64)
+    opt = make([w])
+    for _ in range(steps):
+        opt.zero_grad()
+        ((x @ w).tanh() ** 2).mean().backward()
+        opt.step()
+    return w.detach()
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.9])
+def test_no_correction_adam_with_correction_is_ravine_adam(beta):
+    ours = _tiny_run(lambda p: AdamNoCorrection(p, lr=1e-2, beta=beta, gamma=0.99, correct=True))
+    ravine = _tiny_run(lambda p: OPTIMIZERS["Adam"](p, lr=1e-2, beta=beta, gamma=0.99))
+    torch.testing.assert_close(ours, ravine, rtol=1e-10, atol=1e-12)  # float64
+    uncorrected = _tiny_run(lambda p: AdamNoCorrection(p, lr=1e-2, beta=beta, gamma=0.99))
+    assert not torch.allclose(uncorrected, ravine, atol=1e-4)
+
+
+def test_no_correction_first_step_is_the_formula():
+    g = torch.tensor([0.5, -2.0, 1e-3])
+    p = torch.nn.Parameter(torch.zeros(3))
+    opt = AdamNoCorrection([p], lr=0.1, beta=0.9, gamma=0.999, eps=1e-8)
+    p.grad = g.clone()
+    opt.step()
+    expected = -0.1 * (0.1 * g) / torch.sqrt(0.001 * g * g + 1e-8)  # m = (1−β)g, G = (1−γ)g²
+    torch.testing.assert_close(p.detach(), expected)
