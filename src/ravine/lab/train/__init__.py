@@ -1,4 +1,4 @@
-"""Real training: the seed's optimizers on real models and data (issue 4, first part).
+"""Real training: the seed's optimizers on real models and data (issue 4).
 
 * :mod:`.data`: scikit-learn's digits (ships inside the package, no download), dense,
   one-hot "sparse" and 8×8 image views, a seeded train/validation/test split and a seeded
@@ -9,5 +9,6 @@
   torch.optim baseline), per-epoch records, reproducible and resumable from a checkpoint;
 * :mod:`.protocol`: tune on the validation split with the same budget per optimizer, then
   several seeds, mean ± std;
-* :mod:`.experiments`: the papers' comparisons (Kingma & Ba Fig. 1, Zeiler's sensitivity).
+* :mod:`.experiments`: the papers' comparisons (Kingma & Ba Figs. 1, 2 and 4, Zeiler's
+  sensitivity, Sutskever et al.'s NAG vs Momentum).
 """

@@ -74,7 +74,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
             "epochs": 10,
             "batch_size": 32,
             "seeds": 3,
-            "lrs": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2),
+            "lrs": (3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1),
         },
         "quick": {"epochs": 2, "batch_size": 32, "seeds": 1, "lrs": (1e-3, 1e-2)},
     },
