@@ -88,6 +88,8 @@ class Optimizer(torch.optim.Optimizer):
         # Checkpoints written before a hyperparameter existed load with its default.
         self.nonfinite = state.pop("nonfinite", getattr(self, "nonfinite", "ignore"))
         self.skipped_steps = state.pop("skipped_steps", getattr(self, "skipped_steps", 0))
+        # a process group does not pickle: a copy reduces over its own process only
+        self.__dict__.setdefault("_step_spec", self.spec)
         super().__setstate__(state)
         self.state = TrackedState(self.state)
         for group in self.param_groups:
