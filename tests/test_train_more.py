@@ -16,7 +16,6 @@ import torch
 pytest.importorskip("sklearn")
 
 from ravine.cli import EXPERIMENTS, main
-from ravine.lab.train.experiments import AdamNoCorrection
 from ravine.torch import OPTIMIZERS
 
 
@@ -98,18 +97,22 @@ def _tiny_run(make, steps=20):
 
 
 @pytest.mark.parametrize("beta", [0.0, 0.9])
-def test_no_correction_adam_with_correction_is_ravine_adam(beta):
-    ours = _tiny_run(lambda p: AdamNoCorrection(p, lr=1e-2, beta=beta, gamma=0.99, correct=True))
-    ravine = _tiny_run(lambda p: OPTIMIZERS["Adam"](p, lr=1e-2, beta=beta, gamma=0.99))
-    torch.testing.assert_close(ours, ravine, rtol=1e-10, atol=1e-12)  # float64
-    uncorrected = _tiny_run(lambda p: AdamNoCorrection(p, lr=1e-2, beta=beta, gamma=0.99))
-    assert not torch.allclose(uncorrected, ravine, atol=1e-4)
+def test_adam_without_correction_differs_only_by_the_correction(beta):
+    corrected = _tiny_run(lambda p: OPTIMIZERS["Adam"](p, lr=1e-2, beta=beta, gamma=0.99))
+    explicit = _tiny_run(
+        lambda p: OPTIMIZERS["Adam"](p, lr=1e-2, beta=beta, gamma=0.99, bias_correction=True)
+    )
+    torch.testing.assert_close(explicit, corrected, rtol=0, atol=0)
+    uncorrected = _tiny_run(
+        lambda p: OPTIMIZERS["Adam"](p, lr=1e-2, beta=beta, gamma=0.99, bias_correction=False)
+    )
+    assert not torch.allclose(uncorrected, corrected, atol=1e-4)
 
 
 def test_no_correction_first_step_is_the_formula():
     g = torch.tensor([0.5, -2.0, 1e-3])
     p = torch.nn.Parameter(torch.zeros(3))
-    opt = AdamNoCorrection([p], lr=0.1, beta=0.9, gamma=0.999, eps=1e-8)
+    opt = OPTIMIZERS["Adam"]([p], lr=0.1, beta=0.9, gamma=0.999, eps=1e-8, bias_correction=False)
     p.grad = g.clone()
     opt.step()
     expected = -0.1 * (0.1 * g) / torch.sqrt(0.001 * g * g + 1e-8)  # m = (1−β)g, G = (1−γ)g²

@@ -6,6 +6,7 @@
     direction = m_hat / √(G_hat + ε)               (θ ← θ − lr·direction)
 
 Defaults β = 0.9, γ = 0.999, ε = 1e-8. This equals ``optax.adam(eps=0, eps_root=ε)``.
+``bias_correction=False`` uses m and G as they are (Kingma & Ba's ablation, Sec. 6.4).
 ``eps_mode="outside"`` gives m_hat / (√G_hat + ε): ``torch.optim.Adam`` / ``AdamW`` and
 ``optax.adam``. ``eps_mode="hat"`` gives Keras/TF's ε-hat form,
 lr·√(1 − γᵗ)/(1 − βᵗ) · m / (√G + ε), i.e. m_hat / (√G_hat + ε/√(1 − γᵗ)).
@@ -31,8 +32,12 @@ def init(theta: Array) -> AdamState:
     return AdamState(xp.zeros_like(theta), xp.zeros_like(theta))
 
 
-def adam_root(G: Array, *, t: int, gamma: float, eps: float, eps_mode: str) -> Array:
+def adam_root(
+    G: Array, *, t: int, gamma: float, eps: float, eps_mode: str, bias_correction: bool = True
+) -> Array:
     """√(G_hat + ε) in the seed's form; the torch and Keras placements of ε otherwise."""
+    if not bias_correction:
+        return root(G, eps, "outside" if eps_mode == "hat" else eps_mode)
     G_hat = debias(G, gamma, t)
     if eps_mode == "hat":
         return root(G_hat, eps / (1 - gamma**t) ** 0.5, "outside")
@@ -40,10 +45,21 @@ def adam_root(G: Array, *, t: int, gamma: float, eps: float, eps_mode: str) -> A
 
 
 def adam(
-    g: Array, state: AdamState, *, t: int, beta: float, gamma: float, eps: float, eps_mode: str
+    g: Array,
+    state: AdamState,
+    *,
+    t: int,
+    beta: float,
+    gamma: float,
+    eps: float,
+    eps_mode: str,
+    bias_correction: bool,
 ) -> tuple[Array, AdamState]:
     """Momentum's direction divided by RMSProp's scale, both bias-corrected."""
     m = ema(state.m, g, beta)
     G = ema(state.G, g * g, gamma)
-    direction = debias(m, beta, t) / adam_root(G, t=t, gamma=gamma, eps=eps, eps_mode=eps_mode)
-    return direction, AdamState(m, G)
+    m_hat = debias(m, beta, t) if bias_correction else m
+    scale = adam_root(
+        G, t=t, gamma=gamma, eps=eps, eps_mode=eps_mode, bias_correction=bias_correction
+    )
+    return m_hat / scale, AdamState(m, G)

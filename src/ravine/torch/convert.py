@@ -79,6 +79,7 @@ def _adamw_in(g: Group) -> Group:
 
 def _adam_out(g: Group) -> Group:
     _eps_outside("ravine Adam", g)
+    _refuse("ravine Adam", **{"bias_correction=False": not g["bias_correction"]})
     return {**_common(g), "betas": (g["beta"], g["gamma"]), "eps": g["eps"],
             "decoupled_weight_decay": g["decoupled_weight_decay"]}  # fmt: skip
 

@@ -10,7 +10,7 @@
 * :func:`sutskever`: Sutskever et al. (2013), Table 1 — NAG vs classical momentum on the
   deep autoencoder, for several β, each lr tuned.
 * :func:`bias_correction`: Kingma & Ba (2014), Sec. 6.4 / Fig. 4 — Adam with and without
-  bias correction (:class:`AdamNoCorrection`) across β × γ × lr on the autoencoder.
+  bias correction (``Adam(bias_correction=False)``) across β × γ × lr on the autoencoder.
 
 Each returns a JSON-ready dict with the settings, the measurements and ``claims``: each
 paper claim as a measured statement with the numbers and whether it held.
@@ -23,9 +23,7 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-import torch
 
-from ...rules.common import debias, ema, root
 from ...torch import OPTIMIZERS
 from ..progress import Progress
 from .data import digits
@@ -344,65 +342,13 @@ def sutskever_claims(out: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-class AdamNoCorrection(torch.optim.Optimizer):
-    """Adam in the seed's form (ε inside the root) with the bias correction switchable:
-
-        m ← β·m + (1 − β)·g,   G ← γ·G + (1 − γ)·g⊙g
-        θ ← θ − lr · m / √(G + ε)                     (``correct=False``)
-        θ ← θ − lr · m̂ / √(Ĝ + ε),  m̂ = m/(1 − βᵗ), Ĝ = G/(1 − γᵗ)   (``correct=True``)
-
-    Built from ravine's rule helpers (``ema``, ``debias``, ``root``) for this experiment
-    only: ravine's ``Adam`` always corrects. With ``correct=True`` it takes ravine Adam's
-    steps (tested), so the experiment's two arms differ in the correction alone.
-    """
-
-    def __init__(
-        self,
-        params: Any,
-        lr: float = 1e-3,
-        *,
-        beta: float = 0.9,
-        gamma: float = 0.999,
-        eps: float = 1e-8,
-        correct: bool = False,
-    ) -> None:
-        defaults = {"lr": lr, "beta": beta, "gamma": gamma, "eps": eps, "correct": correct}
-        super().__init__(params, defaults)
-
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            beta, gamma = group["beta"], group["gamma"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["m"] = torch.zeros_like(p)
-                    state["G"] = torch.zeros_like(p)
-                state["step"] += 1
-                t = state["step"]
-                g = p.grad
-                state["m"] = m = ema(state["m"], g, beta)
-                state["G"] = G = ema(state["G"], g * g, gamma)
-                if group["correct"]:
-                    m, G = debias(m, beta, t), debias(G, gamma, t)
-                p.sub_(group["lr"] * m / root(G, group["eps"], "inside"))
-        return loss
-
-
 BIAS_BETAS: tuple[float, ...] = (0.0, 0.9)
 BIAS_GAMMAS: tuple[float, ...] = (0.99, 0.999, 0.9999)
 
 
 def bias_correction(quick: bool = False, progress: bool = True) -> dict[str, Any]:
     """Training loss of the autoencoder after a few epochs for every β × γ × lr, with
-    ravine's ``Adam`` (corrected) and :class:`AdamNoCorrection`; several seeds a cell."""
+    ravine's ``Adam`` with ``bias_correction`` on and off; several seeds a cell."""
     cfg = SETTINGS["bias-correction"]["quick" if quick else "full"]
     setup = Setup(
         "bias-correction",
@@ -445,10 +391,8 @@ def bias_correction(quick: bool = False, progress: bool = True) -> dict[str, Any
 
 
 def _adam_factory(*, correct: bool, beta: float, gamma: float, lr: float) -> Factory:
-    if correct:
-        adam = OPTIMIZERS["Adam"]
-        return lambda p: adam(p, lr=lr, beta=beta, gamma=gamma)
-    return lambda p: AdamNoCorrection(p, lr=lr, beta=beta, gamma=gamma, correct=False)
+    adam = OPTIMIZERS["Adam"]
+    return lambda p: adam(p, lr=lr, beta=beta, gamma=gamma, bias_correction=correct)
 
 
 def _finite_mean_std(values: list[float]) -> tuple[float, float]:
