@@ -19,6 +19,7 @@ import os
 import socket
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -262,18 +263,26 @@ def _free_port() -> int:
 
 def _launch(scenario: str, out: Path, world: int = 2) -> list[dict[str, Any]]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    done = subprocess.run(
-        [sys.executable, __file__, scenario, str(out), str(world)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-    )
+    done = _run_retrying_a_crash([sys.executable, __file__, scenario, str(out), str(world)], env)
     assert done.returncode == 0, f"{scenario} failed:\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
     return [
         torch.load(out / f"{scenario}-{world}-rank{r}.pt", weights_only=False) for r in range(world)
     ]
+
+
+def _run_retrying_a_crash(command: list[str], env: dict[str, str]) -> Any:
+    """Run a multi-process job; if it dies by a signal (seen once in many runs on an
+    oversubscribed 2-core machine: gloo aborting with "terminate called without an active
+    exception"), run it once more and let that second run decide. A wrong number or an
+    ordinary failure is never retried."""
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    crashed = done.returncode < 0 or "terminate called" in done.stderr or "SIGABRT" in done.stderr
+    if done.returncode != 0 and crashed:
+        warnings.warn(
+            f"multi-process job crashed, retried once: {done.stderr[-500:]}", stacklevel=2
+        )
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    return done
 
 
 def _max_rel_err(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
@@ -402,6 +411,6 @@ def test_example_runs_under_torchrun(example):
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
     command += ["--master_port", str(_free_port()), str(script), "--steps", "12"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    done = _run_retrying_a_crash(command, env)
     assert done.returncode == 0, done.stderr[-4000:]
     assert "final loss" in done.stdout and "2 ranks" in done.stdout, done.stdout
