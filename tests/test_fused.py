@@ -249,3 +249,23 @@ def test_reload_into_the_same_optimizer_is_noticed():
         results.append((opt.state[params[2]]["step"], params[2].detach().clone()))
     assert results[1][0] == results[0][0] == 2
     assert torch.equal(results[1][1], results[0][1])
+
+
+@pytest.mark.parametrize("name", ["Adagrad", "Adam", "NAdam", "NAG"])
+def test_a_subset_stepped_in_between_is_noticed(name):
+    """Regression (found by tests/test_sequences.py): a plan cached for all parameters kept
+    batching them as one step count after a step that moved only some of them."""
+    results = []
+    for impl in ({"foreach": False}, {"fused": True}):
+        params = [torch.ones(4, dtype=torch.float64, requires_grad=True) for _ in range(3)]
+        opt = rt.OPTIMIZERS[name](params, lr=0.05, **impl)
+        for mask in ([1, 1, 1], [0, 0, 1], [1, 1, 1]):
+            for p, m in zip(params, mask, strict=True):
+                p.grad = torch.full((4,), 0.5, dtype=torch.float64) if m else None
+            opt.step()
+        results.append(
+            ([opt.state[p]["step"] for p in params], [p.detach().clone() for p in params])
+        )
+    assert results[0][0] == results[1][0] == [2, 2, 3]
+    for a, b in zip(results[0][1], results[1][1], strict=True):
+        assert rel_err(b, a) <= TOLERANCE[torch.float64]

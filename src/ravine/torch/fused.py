@@ -15,10 +15,11 @@ in double precision.
 from __future__ import annotations
 
 import ctypes
+import operator
 import warnings
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -81,6 +82,8 @@ class _Batch:
     pointers: np.ndarray
     """int64 [stream, tensor]: row 0 parameters, row 1 gradients, then array state."""
     threads: int
+    states: list[engines.State] = field(default_factory=list)
+    """The members' state dicts, to check that their step counts still agree."""
 
 
 @dataclass
@@ -183,7 +186,12 @@ class FusedEngine:
             # the group norm must span every tensor: run the whole group one way
             eager, groups = list(range(len(params))), {}
         batches = [
-            _Batch(members, kernels[key[0]], *_tables(program, params, grads, states, members))
+            _Batch(
+                members,
+                kernels[key[0]],
+                *_tables(program, params, grads, states, members),
+                [states[i] for i in members],
+            )
             for key, members in groups.items()
             if program is not None
         ]
@@ -294,7 +302,12 @@ def _still_valid(
     fused = [params[i] for b in plan.batches for i in b.members]
     if list(map(_data_ptr, fused)) != plan.param_ptrs:
         return False  # a parameter's storage was replaced (p.data = …, module.to(…))
+    same_point = operator.itemgetter("step", *program_key[1])
     for batch in plan.batches:
+        # t (and NAdam's μ-product, NAG's shift) must still agree across the batch: another
+        # plan, or another implementation, may have stepped only some of its members
+        if len(set(map(same_point, batch.states))) != 1:
+            return False
         gs = [grads[i] for i in batch.members]
         # dtype and shape cannot differ (torch enforces them on p.grad); layout can, and a
         # sparse gradient reports itself as not contiguous
