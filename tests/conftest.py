@@ -32,3 +32,16 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     a64, b64 = a.detach().double(), b.detach().double()
     scale = max(b64.abs().max().item() if b64.numel() else 0.0, 1e-30)
     return (a64 - b64).abs().max().item() / scale if a64.numel() else 0.0
+
+
+def run_quick_experiment(tmp_path_factory, name: str) -> dict:
+    """``ravine train NAME --quick`` through the CLI: its files exist, its JSON is returned."""
+    import json
+
+    from ravine.cli import main
+
+    out = tmp_path_factory.mktemp(name)
+    assert main(["train", name, "--quick", "--out", str(out)]) == 0
+    for suffix in ("json", "md", "png"):
+        assert (out / f"{name}.{suffix}").stat().st_size > 0
+    return json.loads((out / f"{name}.json").read_text(encoding="utf-8"))

@@ -5,8 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-pytest.importorskip("sklearn")
-
 from ravine.lab.train import models
 from ravine.lab.train.data import LEVELS, batches, density, digits
 

@@ -9,31 +9,19 @@ sensitivity to lr and AdaDelta's untuned default matching their best lr.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-pytest.importorskip("sklearn")
-
-from ravine.cli import main
-
-
-def _run(tmp_path_factory, name):
-    out = tmp_path_factory.mktemp(name)
-    assert main(["train", name, "--quick", "--out", str(out)]) == 0
-    for suffix in ("json", "md", "png"):
-        assert (out / f"{name}.{suffix}").stat().st_size > 0
-    return json.loads((out / f"{name}.json").read_text(encoding="utf-8"))
+from conftest import run_quick_experiment
 
 
 @pytest.fixture(scope="module")
 def kingma(tmp_path_factory):
-    return _run(tmp_path_factory, "kingma-fig1")
+    return run_quick_experiment(tmp_path_factory, "kingma-fig1")
 
 
 @pytest.fixture(scope="module")
 def zeiler(tmp_path_factory):
-    return _run(tmp_path_factory, "zeiler")
+    return run_quick_experiment(tmp_path_factory, "zeiler")
 
 
 def _area(result):

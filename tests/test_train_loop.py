@@ -7,8 +7,6 @@ import math
 import pytest
 import torch
 
-pytest.importorskip("sklearn")
-
 from ravine.lab.train import models
 from ravine.lab.train.data import digits
 from ravine.lab.train.loop import train

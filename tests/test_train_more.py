@@ -2,44 +2,33 @@
 
 Kingma & Ba Fig. 2 (MLP with dropout), Sutskever et al.'s NAG vs Momentum on the deep
 autoencoder and Adam's bias-correction grid. Each test asserts only what the quick
-measurement supports (docs/results.md has the full runs and what they showed); the
-no-correction Adam written for the grid is checked against ravine's Adam and the formula.
+measurement supports (docs/results.md has the full runs and what they showed); Adam's
+``bias_correction=False`` is checked against its default and the first-step formula.
 """
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
-pytest.importorskip("sklearn")
-
-from ravine.cli import EXPERIMENTS, main
+from conftest import run_quick_experiment
+from ravine.cli import EXPERIMENTS
 from ravine.torch import OPTIMIZERS
-
-
-def _run(tmp_path_factory, name):
-    out = tmp_path_factory.mktemp(name)
-    assert main(["train", name, "--quick", "--out", str(out)]) == 0
-    for suffix in ("json", "md", "png"):
-        assert (out / f"{name}.{suffix}").stat().st_size > 0
-    return json.loads((out / f"{name}.json").read_text(encoding="utf-8"))
 
 
 @pytest.fixture(scope="module")
 def fig2(tmp_path_factory):
-    return _run(tmp_path_factory, "kingma-fig2")
+    return run_quick_experiment(tmp_path_factory, "kingma-fig2")
 
 
 @pytest.fixture(scope="module")
 def sutskever(tmp_path_factory):
-    return _run(tmp_path_factory, "sutskever")
+    return run_quick_experiment(tmp_path_factory, "sutskever")
 
 
 @pytest.fixture(scope="module")
 def bias(tmp_path_factory):
-    return _run(tmp_path_factory, "bias-correction")
+    return run_quick_experiment(tmp_path_factory, "bias-correction")
 
 
 def test_cli_lists_every_experiment():

@@ -17,6 +17,14 @@ from ..._doc import markdown_table
 from .experiments import BIAS_BETAS, BIAS_GAMMAS, ZEILER_EPS, ZEILER_LRS, ZEILER_RHOS, fmt
 
 
+def _save(fig: Any, path: str | Path) -> Path:
+    """Lay the figure out and write it (PNG at 110 dpi)."""
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    return path
+
+
 def _claims(out: dict[str, Any]) -> str:
     return "\n".join(
         f"- {'held' if c['held'] else 'did NOT hold'}: {c['claim']}" for c in out["claims"]
@@ -67,10 +75,7 @@ def kingma_plot(out: dict[str, Any], path: str | Path) -> Path:
         ax.set_ylabel("training loss (mean of the epoch's mini-batches)")
         ax.set_title(f"logistic regression, {kind} features ({out[kind]['features']})")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    return path
+    return _save(fig, path)
 
 
 def zeiler_table(out: dict[str, Any]) -> str:
@@ -121,10 +126,7 @@ def zeiler_plot(out: dict[str, Any], path: str | Path) -> Path:
     ax.set_ylabel("test error % after training")
     ax.set_title("Zeiler (2012) sensitivity, tanh MLP on digits")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    return path
+    return _save(fig, path)
 
 
 def _results_rows(results: list[dict[str, Any]]) -> list[list[str]]:
@@ -189,10 +191,7 @@ def fig2_plot(out: dict[str, Any], path: str | Path) -> Path:
     _curves(ax, out["results"])
     ax.set_ylabel("training loss (mean of the epoch's mini-batches)")
     ax.set_title(f"MLP 64-256-256-10, dropout {out['settings']['dropout']:g}, digits")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    return path
+    return _save(fig, path)
 
 
 def sutskever_plot(out: dict[str, Any], path: str | Path) -> Path:
@@ -203,10 +202,7 @@ def sutskever_plot(out: dict[str, Any], path: str | Path) -> Path:
     _curves(ax, out["results"], lambda j: (f"C{j // 2}", "-" if j % 2 else "--"))
     ax.set_ylabel("training MSE (mean of the epoch's mini-batches)")
     ax.set_title("deep autoencoder on digits: NAG (solid) vs Momentum (dashed)")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    return path
+    return _save(fig, path)
 
 
 def _bias_cell(out: dict[str, Any], **hp: Any) -> dict[str, Any]:
@@ -262,10 +258,7 @@ def bias_plot(out: dict[str, Any], path: str | Path) -> Path:
         ax.set_ylabel(f"training MSE after {out['settings']['epochs']} epochs")
         ax.set_title(f"Adam on the autoencoder, β = {beta:g}")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    return path
+    return _save(fig, path)
 
 
 RENDER: dict[str, tuple[Any, Any]] = {
