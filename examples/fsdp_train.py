@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> float:
     if rank == 0:
         shutil.rmtree(where[0])
         print(f"final loss {loss:.4f} ({args.optimizer}, {world} ranks, resumed at {half})")
+    dist.barrier()  # every rank done before any tears down (see ddp_train.py)
     dist.destroy_process_group()
     return loss
 

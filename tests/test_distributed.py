@@ -248,6 +248,7 @@ def _rank_main(rank: int, world: int, scenario: str, out: str, port: int) -> Non
     try:
         results = SCENARIOS[scenario](rank, world, Path(out))
         torch.save(results, Path(out) / f"{scenario}-{world}-rank{rank}.pt")
+        dist.barrier()  # no rank tears gloo down while a peer still talks (it can abort)
     finally:
         dist.destroy_process_group()
 
