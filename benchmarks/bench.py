@@ -38,6 +38,7 @@ import torch
 import ravine.torch as rt
 from ravine.fused import trace
 from ravine.rules import BY_NAME
+from ravine.torch import walk
 
 TORCH_TWINS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any], dict[str, Any]]] = {
     # ravine name: (torch class, torch kwargs, ravine kwargs that take the same steps)
@@ -331,9 +332,12 @@ def main(argv: list[str] | None = None) -> list[Row]:
     if args.device == "cuda":
         impls = [i for i in impls if i != "fused"] or ["foreach"]  # fused is CPU-only for now
 
+    # the C++ walker builds in the background on first use (then comes from the disk cache):
+    # measure what a long run gets, and say so
+    walk.wait(timeout=300)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, "
-        f"{platform.processor() or platform.machine()}"
+        f"{platform.processor() or platform.machine()}, per-step walk: {walk.status()}"
     )
     header = (
         f"{'wl':<3}{'optimizer':<13}{'library':<8}{'mode':<11}{'ms/step':>9}{'GB/s':>8}"
@@ -368,6 +372,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
                 "threads": torch.get_num_threads(),
                 "device": args.device,
                 "machine": platform.machine(),
+                "walk": walk.status(),
                 "bandwidth_gb_s": bandwidths,
                 "rows": [asdict(r) for r in rows],
             },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 torch.set_default_dtype(torch.float32)
@@ -45,3 +46,17 @@ def run_quick_experiment(tmp_path_factory, name: str) -> dict:
     for suffix in ("json", "md", "png"):
         assert (out / f"{name}.{suffix}").stat().st_size > 0
     return json.loads((out / f"{name}.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(params=["python", "c++"])
+def walker(request, monkeypatch):
+    """Run a test under each implementation of the fused engine's per-step walk (see
+    ravine.torch.walk): the Python twin and the C++ module, which must mean the same."""
+    from ravine.torch import walk
+
+    built = walk.wait(timeout=300)  # so that no build finishes mid-test and switches over
+    if request.param == "c++":
+        assert built, walk.status()  # the development machine has g++ and torch's headers
+    else:
+        monkeypatch.setattr(walk, "_native", None)
+    return request.param

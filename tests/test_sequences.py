@@ -15,6 +15,8 @@ import ravine.torch as rt
 from conftest import IMPLEMENTATIONS, rel_err
 from ravine.rules import SPECS
 
+pytestmark = pytest.mark.usefixtures("walker")  # each test under both walks
+
 OPS = st.lists(
     st.one_of(
         st.tuples(st.just("step"), st.lists(st.booleans(), min_size=3, max_size=3)),

@@ -11,13 +11,18 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
+import sys
+import sysconfig
 import tempfile
 import threading
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 
 FLAGS = (
     "-O3",
@@ -72,6 +77,7 @@ def _cpu_flags() -> str:
 
 
 _lock = threading.Lock()
+_module_lock = threading.Lock()
 _loaded: dict[str, ctypes.CDLL] = {}
 
 
@@ -90,15 +96,47 @@ def load(source: str) -> ctypes.CDLL:
         return _loaded[key]
 
 
-def _compile(cc: str, source: str, directory: Path, library: Path) -> None:
+def python_module(name: str, source: str, args: list[str]) -> ModuleType:
+    """The CPython extension module ``name`` built from C++ ``source`` with the extra
+    compiler/linker ``args`` (compiled on first use with ``$CXX`` or ``c++``, then cached
+    under the hash of source, arguments, compiler and Python ABI)."""
+    cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+    if not cxx:
+        raise CompilerUnavailableError("no C++ compiler found (set CXX, or install g++)")
+    suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+    include = sysconfig.get_paths()["include"]
+    flags = ["-O2", "-std=c++17", "-fPIC", "-shared", "-w", f"-I{include}", *args]
+    _, fingerprint = compiler()
+    parts = [source, cxx, *flags, fingerprint, suffix, sys.version]
+    key = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
+    with _module_lock:  # not _lock: a module builds in the background while kernels load
+        directory = cache_dir() / "modules"
+        library = directory / f"{name}-{key}{suffix}"
+        if not library.exists():
+            _compile(cxx, source, directory, library, flags, "module.cpp")
+        spec = importlib.util.spec_from_file_location(name, library)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+
+def _compile(
+    cc: str,
+    source: str,
+    directory: Path,
+    library: Path,
+    flags: Sequence[str] = FLAGS,
+    file_name: str = "kernel.c",
+) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=directory) as work:
-        c_file = Path(work) / "kernel.c"
+        c_file = Path(work) / file_name
         c_file.write_text(source)
-        out = Path(work) / "kernel.so"
+        out = Path(work) / "library.so"
         try:
             result = subprocess.run(
-                [cc, *FLAGS, str(c_file), "-o", str(out), "-lm"],
+                [cc, str(c_file), *flags, "-o", str(out), "-lm"],
                 capture_output=True,
                 text=True,
                 timeout=COMPILE_TIMEOUT_S,
@@ -107,6 +145,6 @@ def _compile(cc: str, source: str, directory: Path, library: Path) -> None:
             raise CompilerUnavailableError(f"{cc} failed to run: {error}") from error
         if result.returncode != 0:
             raise CompilerUnavailableError(
-                f"{cc} could not build a kernel:\n{result.stderr[-2000:]}"
+                f"{cc} could not build {library.name}:\n{result.stderr[-2000:]}"
             )
         os.replace(out, library)  # atomic: concurrent processes never see half a file

@@ -43,8 +43,9 @@ def real_view(x: torch.Tensor) -> torch.Tensor:
 
 
 def compute_view(x: torch.Tensor) -> torch.Tensor:
-    """What the rule computes with: the real view, widened to float32 if 16-bit."""
-    x = real_view(x)
+    """What the rule computes with: the real view (a lazily conjugated gradient resolved
+    first: its memory holds the unconjugated values), widened to float32 if 16-bit."""
+    x = real_view(x.resolve_conj()) if x.is_complex() else x
     return x.float() if x.element_size() < 4 else x
 
 

@@ -15,11 +15,10 @@ in double precision.
 from __future__ import annotations
 
 import ctypes
-import operator
 import warnings
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,8 +26,7 @@ import torch
 
 from ..fused import build, codegen, trace
 from ..rules import Spec
-from . import engines
-from .state import put
+from . import engines, walk
 
 _STORAGE = {
     torch.float64: "float64",
@@ -82,15 +80,16 @@ class _Batch:
     pointers: np.ndarray
     """int64 [stream, tensor]: row 0 parameters, row 1 gradients, then array state."""
     threads: int
-    states: list[engines.State] = field(default_factory=list)
-    """The members' state dicts, to check that their step counts still agree."""
+    params: tuple[torch.Tensor, ...] = ()
+    states: tuple[engines.State, ...] = ()
+    """The members' state dicts (their step counts must still agree to share a call)."""
 
 
 @dataclass
 class _Plan:
     """What a group's step needs, cached while the group's tensors stay the same."""
 
-    ids: tuple[int, ...]
+    params: tuple[torch.Tensor, ...]
     version: int | None
     """The state store's change counter when planned (None: unknown, check everything)."""
     states: list[engines.State]
@@ -98,7 +97,6 @@ class _Plan:
     program: trace.Program | None
     eager: list[int]
     batches: list[_Batch]
-    param_ptrs: list[int]
 
 
 class FusedEngine:
@@ -130,15 +128,13 @@ class FusedEngine:
         states: Sequence[engines.State],
         hp: Mapping[str, Any],
     ) -> None:
-        scalar_state = spec.scalar_state
-        program_key = (trace.static_key(spec, hp), scalar_state)
-        ids = tuple(map(id, params))
+        program_key = (trace.static_key(spec, hp), spec.scalar_state)
         version = getattr(states, "version", None)  # None: not a TrackedState, plan anew
-        plan = self._plans.get(ids[0]) if ids else None
-        if plan is None or not _still_valid(plan, program_key, ids, version, params, grads):
-            plan = self._plan(spec, hp, program_key, ids, params, grads, list(states))
+        plan = self._plans.get(id(params[0])) if params else None
+        if plan is None or not _still_valid(plan, program_key, version, params, grads):
+            plan = self._plan(spec, hp, program_key, params, grads, list(states))
             plan.version = getattr(states, "version", None)  # after any state was created
-            self._plans[ids[0]] = plan  # one plan per group (keyed by its first parameter)
+            self._plans[id(params[0])] = plan  # one plan per group, keyed by its first param
         states = plan.states
         if plan.eager:
             self.fallbacks += len(plan.eager)
@@ -149,15 +145,33 @@ class FusedEngine:
                 [states[i] for i in plan.eager],
                 hp,
             )
+        self.run(plan, hp)
+
+    def ready(
+        self, spec: Spec, params: Sequence[torch.Tensor], hp: Mapping[str, Any], version: int
+    ) -> _Plan | None:
+        """The cached plan for a group's whole parameter list, if it still holds with every
+        parameter's own ``.grad`` streamable (gradient addresses refreshed); else None.
+
+        This is the common step — every parameter has its gradient, nothing changed — and
+        it costs no Python per tensor once the C++ walker is built (see :mod:`.walk`).
+        """
+        plan = self._plans.get(id(params[0])) if params else None
+        if plan is None or plan.eager:
+            return None
+        program_key = (trace.static_key(spec, hp), spec.scalar_state)
+        return plan if _still_valid(plan, program_key, version, params, None) else None
+
+    def run(self, plan: _Plan, hp: Mapping[str, Any]) -> None:
+        """Step the plan's batches (after :meth:`ready`, or within :meth:`__call__`)."""
         if plan.program is not None and plan.batches:
-            self._run(plan.program, plan.batches, grads, states, hp, scalar_state)
+            self._run(plan.program, plan.batches, hp, plan.program_key[1])
 
     def _plan(
         self,
         spec: Spec,
         hp: Mapping[str, Any],
         program_key: tuple[Any, ...],
-        ids: tuple[int, ...],
         params: Sequence[torch.Tensor],
         grads: Sequence[torch.Tensor],
         states: Sequence[engines.State],
@@ -190,29 +204,28 @@ class FusedEngine:
                 members,
                 kernels[key[0]],
                 *_tables(program, params, grads, states, members),
-                [states[i] for i in members],
+                tuple(params[i] for i in members),
+                tuple(states[i] for i in members),
             )
             for key, members in groups.items()
             if program is not None
         ]
-        fused = [i for b in batches for i in b.members]
+        if len(params) >= walk.MIN_TENSORS:
+            walk.start()  # many tensors: build the C++ walker (once, in the background)
         return _Plan(
-            ids=ids,
+            params=tuple(params),
             version=None,
             states=list(states),
             program_key=program_key,
             program=program,
             eager=sorted(eager),
             batches=batches,
-            param_ptrs=[params[i].data_ptr() for i in fused],
         )
 
     def _run(
         self,
         program: trace.Program,
         batches: list[_Batch],
-        grads: Sequence[torch.Tensor],
-        states: Sequence[engines.State],
         hp: Mapping[str, Any],
         scalar_state: tuple[str, ...],
     ) -> None:
@@ -220,7 +233,7 @@ class FusedEngine:
         if program.reductions:
             totals = np.zeros(len(program.reductions))
             for batch in batches:
-                env.update(_batch_env(states[batch.members[0]], scalar_state))
+                env.update(_batch_env(batch.states[0], scalar_state))
                 scalars = np.array(
                     [trace.evaluate(s, env) for s in program.reduction_scalars()], dtype=np.float64
                 )
@@ -231,8 +244,10 @@ class FusedEngine:
             for node, total in zip(program.reductions, totals, strict=True):
                 env[f"reduction:{id(node)}"] = float(total)
 
+        put = walk.current().put
+        outputs = tuple(program.scalar_outputs)
         for batch in batches:
-            first = states[batch.members[0]]
+            first = batch.states[0]
             env.update(_batch_env(first, scalar_state))
             cache: dict[int, float] = {}
             scalars = np.array(
@@ -240,13 +255,8 @@ class FusedEngine:
             )
             update, _ = batch.kernel
             update(*_arguments(batch, scalars))
-            new_scalars = {
-                f: trace.evaluate(n, env, cache) for f, n in program.scalar_outputs.items()
-            }
-            t = first["step"] + 1
-            for name, value in (("step", t), *new_scalars.items()):
-                for i in batch.members:
-                    put(states[i], name, value)
+            new_scalars = [trace.evaluate(program.scalar_outputs[f], env, cache) for f in outputs]
+            put(batch.states, ("step", *outputs), (first["step"] + 1, *new_scalars))
 
 
 def _arguments(batch: _Batch, scalars: np.ndarray) -> tuple[int, int, int, int, int]:
@@ -287,38 +297,33 @@ def _tables(
 def _still_valid(
     plan: _Plan,
     program_key: tuple[Any, ...],
-    ids: tuple[int, ...],
     version: int | None,
     params: Sequence[torch.Tensor],
-    grads: Sequence[torch.Tensor],
+    grads: Sequence[torch.Tensor] | None,
 ) -> bool:
     """Cheap per-step checks that the cached tables still describe the group's tensors;
-    on success the gradient rows are refreshed (gradients are new tensors every step)."""
-    if plan.ids != ids or plan.program_key != program_key:
+    on success the gradient rows are refreshed (autograd may allocate new gradients every
+    step). ``grads`` None: each parameter's own ``.grad``."""
+    if plan.program_key != program_key:
         return False
     if version is None or version != plan.version:
         return False  # the state was changed from outside (load_state_dict, by hand)
-    # map over the C-level methods: a Python loop here costs ~1 ms per 2000 tensors
-    fused = [params[i] for b in plan.batches for i in b.members]
-    if list(map(_data_ptr, fused)) != plan.param_ptrs:
-        return False  # a parameter's storage was replaced (p.data = …, module.to(…))
-    same_point = operator.itemgetter("step", *program_key[1])
+    ops = walk.current()
+    if not ops.same(params, plan.params):
+        return False
+    keys = ("step", *program_key[1])
     for batch in plan.batches:
         # t (and NAdam's μ-product, NAG's shift) must still agree across the batch: another
         # plan, or another implementation, may have stepped only some of its members
-        if len(set(map(same_point, batch.states))) != 1:
+        first = batch.states[0]
+        if not ops.agree(batch.states, keys, tuple(first.get(k) for k in keys)):
             return False
-        gs = [grads[i] for i in batch.members]
-        # dtype and shape cannot differ (torch enforces them on p.grad); layout can, and a
-        # sparse gradient reports itself as not contiguous
-        if not all(map(_is_contiguous, gs)):
+        gs = grads
+        if grads is not None and len(batch.members) != len(grads):
+            gs = [grads[i] for i in batch.members]
+        if not ops.refresh(batch.params, gs, batch.pointers):
             return False
-        batch.pointers[1, :] = list(map(_data_ptr, gs))
     return True
-
-
-_data_ptr = torch.Tensor.data_ptr
-_is_contiguous = torch.Tensor.is_contiguous
 
 
 def _fits(p: torch.Tensor, g: torch.Tensor, state: engines.State, spec: Spec) -> bool:
@@ -331,6 +336,8 @@ def _fits(p: torch.Tensor, g: torch.Tensor, state: engines.State, spec: Spec) ->
         return False
     dtype = engines.real_view(p).dtype  # complex parameters stream as pairs of reals
     if dtype not in _STORAGE or not (p.is_contiguous() and g.is_contiguous()):
+        return False
+    if g.is_conj() or g.is_neg():  # lazily conjugated/negated: memory holds other values
         return False
     for name in spec.state_fields:
         value = state[name]

@@ -151,8 +151,11 @@ class Optimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         checked = [self._hyperparameters(group) for group in self.param_groups]
+        planned = self._planned(checked)
         work = []
-        for group in self.param_groups:
+        for i, group in enumerate(self.param_groups):
+            if i in planned:
+                continue  # every gradient is in place, dense and contiguous
             params, grads = group["params"], list(map(_grad, group["params"]))
             # skip parameters without a gradient (not `None in grads`: that runs tensor ==)
             if not all(map(_is_not_none, grads)):
@@ -164,7 +167,10 @@ class Optimizer(torch.optim.Optimizer):
         if self.nonfinite != "ignore" and not self._all_finite(work):
             self.skipped_steps += 1  # "skip": nothing changes, in any group
             return loss
-        for (group, params, grads), hp in zip(work, checked, strict=True):
+        for i, plan in planned.items():
+            self._fused.run(plan, checked[i])
+        unplanned = [hp for i, hp in enumerate(checked) if i not in planned]
+        for (group, params, grads), hp in zip(work, unplanned, strict=True):
             if not params:
                 continue
             states = LazyStates(self.state, params, lambda p, hp=hp: self._state(p, hp))
@@ -175,6 +181,25 @@ class Optimizer(torch.optim.Optimizer):
             else:
                 engine(spec, params, grads, states, hp)
         return loss
+
+    def _planned(self, checked: list[dict[str, Any]]) -> dict[int, Any]:
+        """Groups the fused engine can step from its cached plan, by index, with their plans:
+        nothing about them changed and every parameter has a dense, contiguous gradient.
+
+        Those steps need no Python per tensor (see :mod:`.walk`); checking comes first for
+        all groups, so a group that fails a check still fails before anything changes.
+        """
+        engine: FusedEngine | None = getattr(self, "_fused", None)
+        if engine is None or self.nonfinite != "ignore" or self._step_spec is not self.spec:
+            return {}  # (a nonfinite policy reads every gradient anyway)
+        planned = {}
+        for i, (group, hp) in enumerate(zip(self.param_groups, checked, strict=True)):
+            params = group["params"]
+            if params and self._engine(group, params) is engine and not self._kinds(params)[1]:
+                plan = engine.ready(self.spec, params, hp, self.state.version)
+                if plan is not None:
+                    planned[i] = plan
+        return planned
 
     def _all_finite(self, work: list[tuple[dict[str, Any], list[Any], list[Any]]]) -> bool:
         """Whether every gradient is finite; under "raise", name the first that is not."""
