@@ -83,6 +83,9 @@ def test_refresh_checks_its_arguments(native):
         native.refresh(params, [p.grad for p in params[:3]], table)
     with pytest.raises(ValueError, match="fewer than 2 rows"):
         native.refresh(params, None, table[0].copy())
+    for operation in (native.agree, native.put):
+        with pytest.raises(ValueError, match="keys and values differ in length"):
+            operation(({"step": 1},), ("step",), (1, 2))
 
 
 def test_same_agree_and_put_answer_alike(native):

@@ -94,21 +94,27 @@ PyObject* same(PyObject*, PyObject* args) {
     return PyBool_FromLong(equal);
 }
 
+// The arguments of agree and put: (states, keys, values), three tuples, keys and values
+// of one length.
+bool parse_entries(PyObject* args, const char* name, PyObject** states, PyObject** keys,
+                   PyObject** values) {
+    if (!PyArg_ParseTuple(args, "O!O!O!", &PyTuple_Type, states, &PyTuple_Type, keys,
+                          &PyTuple_Type, values)) {
+        return false;
+    }
+    if (PyTuple_GET_SIZE(*values) != PyTuple_GET_SIZE(*keys)) {
+        PyErr_Format(PyExc_ValueError, "%s: keys and values differ in length", name);
+        return false;
+    }
+    return true;
+}
+
 // agree(states: tuple[dict], keys: tuple[str], values: tuple) -> bool: every state holds
 // values[j] under keys[j] (compared with ==).
 PyObject* agree(PyObject*, PyObject* args) {
-    PyObject* states;
-    PyObject* keys;
-    PyObject* values;
-    if (!PyArg_ParseTuple(args, "O!O!O!", &PyTuple_Type, &states, &PyTuple_Type, &keys,
-                          &PyTuple_Type, &values)) {
-        return nullptr;
-    }
+    PyObject *states, *keys, *values;
+    if (!parse_entries(args, "agree", &states, &keys, &values)) return nullptr;
     const Py_ssize_t m = PyTuple_GET_SIZE(keys);
-    if (PyTuple_GET_SIZE(values) != m) {
-        PyErr_SetString(PyExc_ValueError, "agree: keys and values differ in length");
-        return nullptr;
-    }
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(states); ++i) {
         PyObject* state = PyTuple_GET_ITEM(states, i);
         if (!PyDict_Check(state)) Py_RETURN_FALSE;
@@ -129,18 +135,9 @@ PyObject* agree(PyObject*, PyObject* args) {
 // put(states: tuple[dict], keys: tuple[str], values: tuple) -> None: dict.__setitem__ on
 // every state (a plain dict write: not reported as a change by ParamState).
 PyObject* put(PyObject*, PyObject* args) {
-    PyObject* states;
-    PyObject* keys;
-    PyObject* values;
-    if (!PyArg_ParseTuple(args, "O!O!O!", &PyTuple_Type, &states, &PyTuple_Type, &keys,
-                          &PyTuple_Type, &values)) {
-        return nullptr;
-    }
+    PyObject *states, *keys, *values;
+    if (!parse_entries(args, "put", &states, &keys, &values)) return nullptr;
     const Py_ssize_t m = PyTuple_GET_SIZE(keys);
-    if (PyTuple_GET_SIZE(values) != m) {
-        PyErr_SetString(PyExc_ValueError, "put: keys and values differ in length");
-        return nullptr;
-    }
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(states); ++i) {
         PyObject* state = PyTuple_GET_ITEM(states, i);
         if (!PyDict_Check(state)) {
