@@ -184,35 +184,38 @@ void triad(float* restrict a, const float* restrict b, int64_t n, float s, int t
 """
 
 
-def streaming_bandwidth(elements: int, arrays: int, device: str, rounds: int) -> float:
-    """GB/s of the in-place triad a += s·b (read a and b, write a) on all threads, with a and
-    b together as large as the optimizer's working set (``arrays`` tensors of ``elements``).
+def triad(elements: int, arrays: int, device: str) -> tuple[Callable[[], Any], int]:
+    """The in-place triad a += s·b (read a and b, write a) on all threads, with a and b
+    together as large as the optimizer's working set (``arrays`` tensors of ``elements``),
+    and the bytes one call moves: the machine's streaming limit, timed in the same
+    interleaved rounds as the optimizers so that drift falls on it alike.
 
-    On the CPU the triad is a plain OpenMP loop compiled here (torch's own ``add_`` measured
+    On the CPU it is a plain OpenMP loop compiled here (torch's own ``add_`` measured
     slower than its fused Adam, so it cannot serve as the limit); on CUDA it is torch's."""
     size = max(1, elements * arrays // 2)
     a = torch.zeros(size, device=device)
     b = torch.ones(size, device=device)
+    moved = 3 * size * 4
     if device == "cuda":
-        seconds = time_steps(lambda: a.add_(b, alpha=1e-7), device, 2 * rounds)
-    else:
-        import ctypes
+        return (lambda: a.add_(b, alpha=1e-7)), moved
+    import ctypes
 
-        from ravine.fused import build
+    from ravine.fused import build
 
-        triad = build.load(_TRIAD).triad
-        triad.argtypes = [
-            ctypes.c_void_p,
-            ctypes.c_void_p,
-            ctypes.c_int64,
-            ctypes.c_float,
-            ctypes.c_int,
-        ]
-        threads = torch.get_num_threads()
-        seconds = time_steps(
-            lambda: triad(a.data_ptr(), b.data_ptr(), size, 1e-7, threads), device, 2 * rounds
-        )
-    return 3 * size * 4 / seconds / 1e9
+    kernel = build.load(_TRIAD).triad
+    kernel.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_int64,
+        ctypes.c_float,
+        ctypes.c_int,
+    ]
+    threads = torch.get_num_threads()
+
+    def step() -> None:  # a and b stay alive with the closure
+        kernel(a.data_ptr(), b.data_ptr(), size, 1e-7, threads)
+
+    return step, moved
 
 
 @dataclass
@@ -236,7 +239,6 @@ def measure(
     param_bytes = elements * 4
     passes, arrays = traffic(name)
     moved = passes * param_bytes
-    bandwidth = streaming_bandwidth(elements, arrays, device, rounds)
     torch_cls, torch_kwargs, ravine_kwargs = TORCH_TWINS[name]
     cases: list[tuple[str, str, Callable[[list[torch.Tensor]], torch.optim.Optimizer]]] = []
     for mode, flags in TORCH_MODES.items():
@@ -263,10 +265,14 @@ def measure(
             )
             continue
         ready.append((library, mode, opt, steps_per_round(opt.step, device, rounds)))
-    samples: dict[int, list[float]] = {i: [] for i in range(len(ready))}
+    limit, limit_bytes = triad(elements, arrays, device)
+    limit_per_round = steps_per_round(limit, device, rounds)
+    samples: dict[int, list[float]] = {i: [] for i in range(len(ready) + 1)}
     for _ in range(rounds):
         for i, (_, _, opt, per_round) in enumerate(ready):
             samples[i].append(time_round(opt.step, device, per_round))
+        samples[len(ready)].append(time_round(limit, device, limit_per_round))
+    bandwidth = limit_bytes / statistics.median(samples[len(ready)]) / 1e9
     measured = [
         (library, mode, statistics.median(samples[i]), _peak_extra_bytes(opt.step, device))
         for i, (library, mode, opt, _) in enumerate(ready)

@@ -293,3 +293,25 @@ def test_lazily_conjugated_complex_gradient(name):
         results.append(p.detach())
     for result in results[:-1]:
         assert rel_err(torch.view_as_real(result), torch.view_as_real(results[-1])) <= 1e-12
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+@pytest.mark.parametrize("t", [1, 2, 37, 10**6])
+def test_compiled_scalars_equal_the_graph_walk(spec, t):
+    """The fused step evaluates its scalars (bias corrections, μ-products, the look-ahead
+    shift, lr) with a compiled straight-line function; it must give exactly what walking
+    the traced graph gives, for every rule and step count."""
+    from ravine.fused import trace
+
+    hp = {**spec.defaults, "lr": 0.03, "weight_decay": 0.01}
+    program = trace.trace(spec, hp)
+    env = {name: float(hp[name]) for name in program.scalar_inputs if name in hp}
+    env.update({"t": float(t), **{f: 0.37 for f in spec.scalar_state}})
+    for node in program.reductions:
+        env[f"reduction:{id(node)}"] = 2.5
+    for which, nodes in (
+        ("update", [*program.kernel_scalars(), *program.scalar_outputs.values()]),
+        ("reduction", program.reduction_scalars()),
+    ):
+        expected = [trace.evaluate(node, env) for node in nodes]
+        assert program.evaluator(which)(env) == expected

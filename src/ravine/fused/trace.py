@@ -141,6 +141,8 @@ NAMESPACE = _SymNamespace()
 
 
 def _is_numeric(value: Any) -> bool:
+    if type(value) in (float, int):  # asked every step: skip the slow ABC check when we can
+        return True
     return isinstance(value, Real) and not isinstance(value, bool)
 
 
@@ -171,18 +173,41 @@ class Program:
     reductions: list[Sym] = field(default_factory=list)
     """``sum_squares`` nodes, computed by a pass before the update."""
 
+    _frontiers: dict[str, list[Sym]] = field(default_factory=dict, repr=False, compare=False)
+    _evaluators: dict[str, Callable[[Mapping[str, float]], list[float]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
     def kernel_scalars(self) -> list[Sym]:
         """Scalar nodes the update loop reads directly (evaluated in Python, then passed)."""
-        found: dict[int, Sym] = {}
-        for out in self.outputs.values():
-            _frontier(out, found)
-        return list(found.values())
+        return self._frontier("kernel", list(self.outputs.values()))
 
     def reduction_scalars(self) -> list[Sym]:
-        found: dict[int, Sym] = {}
-        for reduction in self.reductions:
-            _frontier(reduction.args[0], found)
-        return list(found.values())
+        """Scalar nodes the reduction pass reads directly."""
+        return self._frontier("reduction", [r.args[0] for r in self.reductions])
+
+    def evaluator(self, name: str) -> Callable[[Mapping[str, float]], list[float]]:
+        """Compiled evaluation (see :func:`compile_scalars`) of the update's scalars then
+        the new scalar state (``"update"``), or of the reduction pass's scalars
+        (``"reduction"``)."""
+        key = f"evaluate {name}"
+        if key not in self._evaluators:
+            nodes = (
+                [*self.kernel_scalars(), *self.scalar_outputs.values()]
+                if name == "update"
+                else self.reduction_scalars()
+            )
+            self._evaluators[key] = compile_scalars(nodes)
+        return self._evaluators[key]
+
+    def _frontier(self, name: str, roots: list[Sym]) -> list[Sym]:
+        # asked every step: walked once (a program does not change after tracing)
+        if name not in self._frontiers:
+            found: dict[int, Sym] = {}
+            for root in roots:
+                _frontier(root, found)
+            self._frontiers[name] = list(found.values())
+        return self._frontiers[name]
 
 
 def _frontier(node: Sym, found: dict[int, Sym], seen: set[int] | None = None) -> None:
@@ -287,3 +312,53 @@ def evaluate(node: Sym, env: Mapping[str, float], cache: dict[int, float] | None
         value = _SCALAR_OPS[node.op](*(evaluate(a, env, cache) for a in node.args))
     cache[key] = value
     return value
+
+
+_SCALAR_TEMPLATES = {
+    "add": "{} + {}",
+    "sub": "{} - {}",
+    "mul": "{} * {}",
+    "div": "{} / {}",
+    "pow": "{} ** {}",
+    "neg": "-{}",
+    "sqrt": "sqrt({})",
+    "floor": "floor({}, {})",
+}
+
+
+def compile_scalars(nodes: list[Sym]) -> Callable[[Mapping[str, float]], list[float]]:
+    """:func:`evaluate` for several nodes at once, as one straight-line Python function.
+
+    The same Python operations in the same order (so the same values, bit for bit), without
+    walking the graph: the fused step evaluates its scalars every step.
+    """
+    names: dict[int, str] = {}
+    lines: list[str] = []
+    consts: dict[int, Any] = {}  # passed as objects: repr() would not round-trip every value
+
+    def name(node: Sym) -> str:
+        key = id(node)
+        if key not in names:
+            if node.op == "const":
+                consts[len(lines)] = node.args[0]
+                text = f"consts[{len(lines)}]"
+            elif node.op == "input":
+                text = f"float(env[{node.args[0]!r}])"
+            elif node.op == "sum_squares":
+                text = f"float(env['reduction:{key}'])"
+            else:
+                text = _SCALAR_TEMPLATES[node.op].format(*(name(a) for a in node.args))
+            names[key] = f"v{len(lines)}"
+            lines.append(f"    {names[key]} = {text}")
+        return names[key]
+
+    results = [name(node) for node in nodes]
+    source = "def scalars(env):\n" + "\n".join(lines) + f"\n    return [{', '.join(results)}]\n"
+    namespace: dict[str, Any] = {
+        "sqrt": _SCALAR_OPS["sqrt"],
+        "floor": _SCALAR_OPS["floor"],
+        "consts": consts,
+    }
+    exec(compile(source, "<ravine scalars>", "exec"), namespace)
+    function: Callable[[Mapping[str, float]], list[float]] = namespace["scalars"]
+    return function

@@ -84,6 +84,9 @@ class _Batch:
     states: tuple[engines.State, ...] = ()
     """The members' state dicts (their step counts must still agree to share a call)."""
 
+    def __post_init__(self) -> None:
+        self.addresses = (_pointer(self.offsets), _pointer(self.pointers))
+
 
 @dataclass
 class _Plan:
@@ -232,11 +235,10 @@ class FusedEngine:
         env: dict[str, float] = {n: float(hp[n]) for n in program.scalar_inputs if n in hp}
         if program.reductions:
             totals = np.zeros(len(program.reductions))
+            reduction_scalars = program.evaluator("reduction")
             for batch in batches:
                 env.update(_batch_env(batch.states[0], scalar_state))
-                scalars = np.array(
-                    [trace.evaluate(s, env) for s in program.reduction_scalars()], dtype=np.float64
-                )
+                scalars = np.array(reduction_scalars(env), dtype=np.float64)
                 partial = np.zeros((batch.threads, len(program.reductions)))
                 _, reduce = batch.kernel
                 reduce(*_arguments(batch, scalars), _pointer(partial))
@@ -245,28 +247,20 @@ class FusedEngine:
                 env[f"reduction:{id(node)}"] = float(total)
 
         put = walk.current().put
-        outputs = tuple(program.scalar_outputs)
+        outputs = ("step", *program.scalar_outputs)
+        update_scalars = program.evaluator("update")
+        count = len(program.kernel_scalars())
         for batch in batches:
             first = batch.states[0]
             env.update(_batch_env(first, scalar_state))
-            cache: dict[int, float] = {}
-            scalars = np.array(
-                [trace.evaluate(s, env, cache) for s in program.kernel_scalars()], dtype=np.float64
-            )
+            values = update_scalars(env)  # the kernel's scalars, then the new scalar state
             update, _ = batch.kernel
-            update(*_arguments(batch, scalars))
-            new_scalars = [trace.evaluate(program.scalar_outputs[f], env, cache) for f in outputs]
-            put(batch.states, ("step", *outputs), (first["step"] + 1, *new_scalars))
+            update(*_arguments(batch, np.array(values[:count], dtype=np.float64)))
+            put(batch.states, outputs, (first["step"] + 1, *values[count:]))
 
 
 def _arguments(batch: _Batch, scalars: np.ndarray) -> tuple[int, int, int, int, int]:
-    return (
-        len(batch.members),
-        _pointer(batch.offsets),
-        _pointer(batch.pointers),
-        _pointer(scalars),
-        batch.threads,
-    )
+    return (len(batch.members), *batch.addresses, _pointer(scalars), batch.threads)
 
 
 def _batch_env(state: engines.State, scalar_state: tuple[str, ...]) -> dict[str, float]:
