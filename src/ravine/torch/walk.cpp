@@ -72,6 +72,7 @@ PyObject* refresh(PyObject*, PyObject* args) {
             }
         }
     } catch (const std::exception&) {
+        PyErr_Clear();  // e.g. an isinstance check that raised: answer "not ready" instead
     }
     Py_XDECREF(given);
     PyBuffer_Release(&buffer);
