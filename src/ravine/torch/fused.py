@@ -10,6 +10,11 @@ another dtype, non-CPU devices, wrapper subclasses such as DTensor) go through t
 per-tensor implementation instead, and are counted in :attr:`FusedEngine.fallbacks`.
 Scalars (bias corrections, μ-products) are evaluated from the same traced rule in Python,
 in double precision.
+
+A group's tables are cached as a *plan* and checked every step (same parameters, still in
+place, gradients streamable, step counts aligned) by :mod:`.walk`, in C++ once it is
+built: :meth:`FusedEngine.ready` lets the optimizer step an unchanged group without any
+Python per tensor.
 """
 
 from __future__ import annotations
