@@ -152,3 +152,53 @@ def test_the_planned_step_is_taken_only_while_nothing_changed(kind):
 
 def test_status_names_the_implementation_in_use(native):
     assert walk.status() == "c++"
+
+
+_BACKGROUND = """
+import torch, ravine.torch as rt
+from ravine.torch import walk
+params = [torch.zeros(3, requires_grad=True) for _ in range(100)]
+opt = rt.SGD(params, lr=0.5, fused=True)
+for p in params:
+    p.grad = torch.ones(3)
+opt.step()
+print("after the first step:", walk.status())
+print("waited:", walk.wait(300), walk.status())
+opt.step()
+print("value:", float(params[0][0]))
+"""
+
+
+def _run_script(cache, **env):
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _BACKGROUND],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "RAVINE_CACHE_DIR": str(cache), **env},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_the_walk_builds_in_the_background_once_and_is_cached(tmp_path):
+    """A step never waits for the C++ build (the first step of a fresh machine runs on the
+    Python twin while it builds); a later process loads it from the cache, unchanged."""
+    first = _run_script(tmp_path)
+    assert "after the first step: python (the C++ walker is being built)" in first
+    assert "waited: True c++" in first and "value: -1.0" in first
+    (module,) = (tmp_path / "modules").glob("_ravine_walk-*")
+    stamp = module.stat().st_mtime_ns
+    second = _run_script(tmp_path)
+    assert "waited: True c++" in second and "value: -1.0" in second
+    assert [m.stat().st_mtime_ns for m in (tmp_path / "modules").glob("_ravine_walk-*")] == [stamp]
+
+
+def test_the_walk_can_be_kept_in_python(tmp_path):
+    out = _run_script(tmp_path, RAVINE_WALK="python")
+    assert "waited: False python (RAVINE_WALK=python)" in out and "value: -1.0" in out
+    assert not (tmp_path / "modules").exists()
