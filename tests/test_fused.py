@@ -315,3 +315,109 @@ def test_compiled_scalars_equal_the_graph_walk(spec, t):
     ):
         expected = [trace.evaluate(node, env) for node in nodes]
         assert program.evaluator(which)(env) == expected
+
+
+def _square_pair(name):
+    gen = torch.Generator().manual_seed(5)
+    start = [torch.randn(4, 4, generator=gen, dtype=torch.float64) for _ in range(3)]
+    return _pair(name, lambda: [t.clone().requires_grad_() for t in start], lr=0.05)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam"])
+def test_parameter_transposed_in_place_is_noticed(name):
+    """Regression (review): ``p.data = p.data.t()`` keeps the address but not the layout;
+    the plan checked only the address, and every later fused step was wrong (SGD by 0.82)."""
+    (pa, a), (pb, b) = _square_pair(name)
+    for step in range(5):
+        if step == 2:
+            for p in (*pa, *pb):
+                p.data = p.data.t()
+        _step(pa, a, step)
+        _step(pb, b, step)
+    _assert_same(pa, pb)
+
+
+@pytest.mark.parametrize("name", ["Momentum", "Adam"])
+def test_state_tensor_replaced_through_data_is_noticed(name):
+    """Regression (review): ``opt.state[p]["m"].data = …`` is no dict write, so the state's
+    change counter stayed; the kernel kept writing into the freed tensor (heap corruption
+    or stale state). The plan now re-checks every state tensor's memory each step."""
+    (pa, a), (pb, b) = _square_pair(name)
+    for step in range(5):
+        if step == 2:
+            for params, opt in ((pa, a), (pb, b)):
+                for p in params:
+                    for value in opt.state[p].values():
+                        if isinstance(value, torch.Tensor):
+                            value.data = value.data.clone()
+        _step(pa, a, step)
+        _step(pb, b, step)
+    _assert_same(pa, pb)
+    for p, q in zip(pa, pb, strict=True):
+        for field, value in b.state[q].items():
+            if isinstance(value, torch.Tensor):
+                assert rel_err(a.state[p][field], value) <= TOLERANCE[torch.float64]
+
+
+def test_gradient_of_another_shape_is_refused_as_the_reference_refuses_it():
+    """Regression (review): ``p.grad.data = <other shape>`` bypasses torch's check; the
+    kernel read past the gradient's end. Now it goes to the per-tensor path, which raises."""
+    (pa, a), (pb, b) = _square_pair("Adam")
+    _step(pa, a, 0)
+    _step(pb, b, 0)
+    for params, opt in ((pa, a), (pb, b)):
+        params[1].grad.data = torch.randn(10, dtype=torch.float64)
+        with pytest.raises(RuntimeError):
+            opt.step()
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["clear", "pop", "popitem", "update", "ior", "setdefault", "replaced by a plain dict"],
+)
+def test_every_way_of_changing_the_state_store_is_noticed(change):
+    """Regression (review): ``opt.state.clear()`` (and pop, popitem, update, |=) did not
+    count as a change, so the fused plan kept stepping the old state dicts; and assigning a
+    plain ``defaultdict`` to ``opt.state`` made every step raise AttributeError."""
+    from collections import defaultdict
+
+    (pa, a), (pb, b) = _square_pair("Adam")
+    for step in range(5):
+        if step == 2:
+            for params, opt in ((pa, a), (pb, b)):
+                first = opt.state[params[0]]
+                if change == "clear":
+                    opt.state.clear()
+                elif change == "pop":
+                    opt.state.pop(params[0])
+                elif change == "popitem":
+                    opt.state.popitem()
+                elif change == "update":
+                    opt.state.update({params[0]: {}})
+                elif change == "ior":
+                    opt.state |= {params[0]: {}}
+                elif change == "setdefault":
+                    opt.state.pop(params[0])
+                    opt.state.setdefault(params[0], dict(first))
+                else:
+                    opt.state = defaultdict(dict)
+        _step(pa, a, step)
+        _step(pb, b, step)
+    _assert_same(pa, pb)
+    assert len(a.state_dict()["state"]) == len(b.state_dict()["state"]) == 3
+
+
+def test_every_way_of_changing_a_parameters_state_is_noticed():
+    (pa, a), _ = _square_pair("Adam")
+    _step(pa, a, 0)
+    state = a.state[pa[0]]
+    for change in (
+        lambda: state.popitem(),
+        lambda: state.__ior__({"step": 1}),
+        lambda: state.pop("step"),
+        lambda: state.setdefault("step", 0),
+        lambda: state.update(step=2),
+    ):
+        before = a.state.version
+        change()
+        assert a.state.version != before

@@ -19,18 +19,33 @@ def native():
     return walk.current()
 
 
-def _tensors(n=70, dtype=torch.float32):
-    params = tuple(torch.randn(3, 4, dtype=dtype).requires_grad_() for _ in range(n))
-    for p in params:
-        p.grad = torch.randn_like(p)
-    table = np.zeros((3, n), dtype=np.int64)
-    table[0] = [p.data_ptr() for p in params]
-    return params, table
+class _Batch:
+    """A planned batch as the fused engine holds it: parameters with gradients, their state
+    (one tensor field "m"), the pointer table and offsets, the planned dtypes."""
+
+    def __init__(self, n=70, dtype=torch.float32, shape=(3, 4)):
+        self.params = tuple(torch.randn(shape, dtype=dtype).requires_grad_() for _ in range(n))
+        real = torch.view_as_real if dtype.is_complex else (lambda x: x)
+        for p in self.params:
+            p.grad = torch.randn_like(p)
+        self.states = tuple({"step": 1, "m": torch.zeros_like(real(p))} for p in self.params)
+        self.table = np.zeros((3, n), dtype=np.int64)
+        self.table[0] = [p.data_ptr() for p in self.params]
+        self.table[2] = [s["m"].data_ptr() for s in self.states]
+        sizes = [real(p).numel() for p in self.params]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.types = (torch.empty(0, dtype=dtype), torch.empty(0, dtype=real(self.params[0]).dtype))
+
+    def refresh(self, ops, grads=None):
+        return ops.refresh(
+            self.params, grads, self.states, ("m",), self.table, self.offsets, *self.types
+        )
 
 
-def _damage(kind, params):
-    """One change that must make refresh answer False (or None: refresh stays True)."""
-    p = params[len(params) // 2]
+def _damage(kind, batch):
+    """One change to the middle member; True if refresh must still accept it."""
+    p = batch.params[len(batch.params) // 2]
+    state = batch.states[len(batch.params) // 2]
     if kind == "no gradient":
         p.grad = None
     elif kind == "sparse gradient":
@@ -40,49 +55,109 @@ def _damage(kind, params):
         assert not p.grad.is_contiguous()
     elif kind == "storage replaced":
         p.data = p.data.clone()
+    elif kind == "transposed in place":  # same address, other layout (p.data = p.data.t())
+        p.data = p.data.t()
+    elif kind == "smaller at the same address":  # as malloc may hand the block back
+        p.data = p.data.flatten()[:10]
+    elif kind == "gradient of another shape":
+        p.grad.data = torch.randn(10)
+    elif kind == "gradient of another dtype":
+        p.grad.data = p.grad.data.half()
+    elif kind == "negated gradient view":  # a real tensor with torch's lazy negative bit
+        p.grad.data = torch._neg_view(torch.randn(p.shape))
+        assert p.grad.is_neg() and p.grad.is_contiguous()
+    elif kind == "state tensor replaced":  # .data = … is no dict write: the version stays
+        state["m"].data = torch.zeros_like(state["m"])
+    elif kind == "state missing":
+        del state["m"]
     elif kind == "new gradient tensor":
         p.grad = p.grad.clone()  # fine: refreshed, not refused
         return True
     return False
 
 
-KINDS = ["no gradient", "sparse gradient", "strided gradient", "storage replaced"]
+KINDS = [
+    "no gradient",
+    "sparse gradient",
+    "strided gradient",
+    "storage replaced",
+    "transposed in place",
+    "smaller at the same address",
+    "gradient of another shape",
+    "gradient of another dtype",
+    "negated gradient view",
+    "state tensor replaced",
+    "state missing",
+]
 
 
 @pytest.mark.parametrize("kind", [*KINDS, "new gradient tensor"])
 @pytest.mark.parametrize("given", [False, True], ids=["own .grad", "grads given"])
 def test_refresh_answers_alike(native, kind, given):
-    answers = []
     for ops in (native, walk.PYTHON):
-        params, table = _tensors()
-        assert ops.refresh(params, None, table)
-        assert list(table[1]) == [p.grad.data_ptr() for p in params]
-        expected = _damage(kind, params)
+        batch = _Batch()
+        assert batch.refresh(ops)
+        assert list(batch.table[1]) == [p.grad.data_ptr() for p in batch.params]
+        expected = _damage(kind, batch)
         if given and kind == "no gradient":
             continue  # the general path never passes a missing gradient
-        grads = [p.grad for p in params] if given else None
-        answer = ops.refresh(params, grads, table)
+        grads = [p.grad for p in batch.params] if given else None
+        answer = batch.refresh(ops, grads)
         assert answer is expected, (ops, kind)
         if answer:
-            assert list(table[1]) == [p.grad.data_ptr() for p in params]
-        answers.append(answer)
-    assert len(set(answers)) <= 1
+            assert list(batch.table[1]) == [p.grad.data_ptr() for p in batch.params]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16, torch.complex64])
+def test_refresh_accepts_every_planned_dtype_and_empty_tensors(native, dtype):
+    """Regression: an empty gradient has no address; the C++ walk refused it, so a group
+    with a zero-element parameter re-planned on every step (20 ms per step at 2000)."""
+    for ops in (native, walk.PYTHON):
+        for shape in ((3, 4), (0,)):
+            batch = _Batch(n=5, dtype=dtype, shape=shape)
+            assert batch.refresh(ops), (ops, dtype, shape)
 
 
 def test_refresh_refuses_a_lazily_conjugated_gradient(native):
     for ops in (native, walk.PYTHON):
-        params = (torch.randn(3, dtype=torch.complex64).requires_grad_(),)
-        params[0].grad = torch.randn(3, dtype=torch.complex64).conj()
-        table = np.array([[params[0].data_ptr()], [0]], dtype=np.int64)
-        assert ops.refresh(params, None, table) is False
+        batch = _Batch(n=3, dtype=torch.complex64)
+        batch.params[1].grad = torch.randn(3, 4, dtype=torch.complex64).conj()
+        assert batch.refresh(ops) is False
+
+
+def test_refresh_refuses_a_wrapper_gradient(native):
+    from torch.testing._internal.two_tensor import TwoTensor
+
+    for ops in (native, walk.PYTHON):
+        batch = _Batch(n=3)
+        g = torch.randn(3, 4)
+        batch.params[1].grad = TwoTensor(g, g.clone())
+        assert batch.params[1].grad.data_ptr() == 0  # the kernel would write through it
+        assert batch.refresh(ops) is False
 
 
 def test_refresh_checks_its_arguments(native):
-    params, table = _tensors(4)
+    batch = _Batch(n=4)
     with pytest.raises(ValueError, match="differ in length"):
-        native.refresh(params, [p.grad for p in params[:3]], table)
-    with pytest.raises(ValueError, match="fewer than 2 rows"):
-        native.refresh(params, None, table[0].copy())
+        native.refresh(
+            batch.params,
+            [p.grad for p in batch.params[:3]],
+            batch.states,
+            ("m",),
+            batch.table,
+            batch.offsets,
+            *batch.types,
+        )
+    with pytest.raises(ValueError, match="fewer than 2"):
+        native.refresh(
+            batch.params,
+            None,
+            batch.states,
+            ("m",),
+            batch.table[0].copy(),
+            batch.offsets,
+            *batch.types,
+        )
     for operation in (native.agree, native.put):
         with pytest.raises(ValueError, match="keys and values differ in length"):
             operation(({"step": 1},), ("step",), (1, 2))
@@ -121,12 +196,13 @@ def _ready(opt):
 
 
 @pytest.mark.usefixtures("walker")
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", KINDS[:4])
 def test_the_planned_step_is_taken_only_while_nothing_changed(kind):
     """Two steps plan the group; from then on it steps from the plan; each change sends
     that step down the general path, whose result equals the per-tensor implementation."""
     name = "Adagrad" if kind == "sparse gradient" else "Adam"  # Adam refuses sparse
-    params, _ = _tensors(n=70, dtype=torch.float64)
+    batch = _Batch(n=70, dtype=torch.float64)
+    params = batch.params
     twins = [p.detach().clone().requires_grad_() for p in params]
     opt = rt.OPTIMIZERS[name](params, lr=0.05, fused=True)
     ref = rt.OPTIMIZERS[name](twins, lr=0.05, foreach=False)
@@ -134,7 +210,7 @@ def test_the_planned_step_is_taken_only_while_nothing_changed(kind):
         for p in params:
             p.grad = torch.randn_like(p)
         if step == 3:
-            _damage(kind, params)
+            _damage(kind, batch)
             assert _ready(opt) == []
         else:
             assert _ready(opt) == ([0] if step else [])
@@ -202,3 +278,29 @@ def test_the_walk_can_be_kept_in_python(tmp_path):
     out = _run_script(tmp_path, RAVINE_WALK="python")
     assert "waited: False python (RAVINE_WALK=python)" in out and "value: -1.0" in out
     assert not (tmp_path / "modules").exists()
+
+
+def test_a_process_that_ends_before_the_build_still_leaves_it_cached(tmp_path):
+    """The build runs in a process of its own: a run shorter than the build does not throw
+    the work away (every short run would otherwise start the compiler again)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    # step once, work on for a moment (less than the build takes), exit
+    script = _BACKGROUND.split('print("waited:')[0] + "import time; time.sleep(2)\n"
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "RAVINE_CACHE_DIR": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "being built" in done.stdout
+    deadline = time.monotonic() + 300  # a bound on waiting, not a speed claim
+    while not list((tmp_path / "modules").glob("_ravine_walk-*")):
+        assert time.monotonic() < deadline, "the detached build never finished"
+        time.sleep(0.5)
+    assert "waited: True c++" in _run_script(tmp_path)

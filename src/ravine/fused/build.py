@@ -98,8 +98,19 @@ def load(source: str) -> ctypes.CDLL:
 
 def python_module(name: str, source: str, args: list[str]) -> ModuleType:
     """The CPython extension module ``name`` built from C++ ``source`` with the extra
-    compiler/linker ``args`` (compiled on first use with ``$CXX`` or ``c++``, then cached
-    under the hash of source, arguments, compiler and Python ABI)."""
+    compiler/linker ``args`` (see :func:`python_module_path`)."""
+    library = python_module_path(name, source, args)
+    spec = importlib.util.spec_from_file_location(name, library)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def python_module_path(name: str, source: str, args: list[str]) -> Path:
+    """Where the extension module ``name`` built from ``source`` is cached, compiling it
+    first if needed with ``$CXX`` or ``c++`` (keyed by the hash of source, arguments,
+    compiler and Python ABI)."""
     cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
     if not cxx:
         raise CompilerUnavailableError("no C++ compiler found (set CXX, or install g++)")
@@ -114,11 +125,7 @@ def python_module(name: str, source: str, args: list[str]) -> ModuleType:
         library = directory / f"{name}-{key}{suffix}"
         if not library.exists():
             _compile(cxx, source, directory, library, flags, "module.cpp")
-        spec = importlib.util.spec_from_file_location(name, library)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
+        return library
 
 
 def _compile(

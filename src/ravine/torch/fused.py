@@ -88,9 +88,30 @@ class _Batch:
     params: tuple[torch.Tensor, ...] = ()
     states: tuple[engines.State, ...] = ()
     """The members' state dicts (their step counts must still agree to share a call)."""
+    fields: tuple[str, ...] = ()
+    """The state tensors streamed (table rows 2…)."""
 
     def __post_init__(self) -> None:
         self.addresses = (_pointer(self.offsets), _pointer(self.pointers))
+        # 0-element tensors of the planned dtypes, for the per-step checks (see .walk)
+        param = self.params[0] if self.params else torch.empty(0)
+        self.param_type = torch.empty(0, dtype=param.dtype)
+        self.storage_type = torch.empty(0, dtype=engines.real_view(param).dtype)
+
+    def ready(self, grads: Sequence[torch.Tensor] | None) -> bool:
+        """Whether every member still matches the plan (gradient addresses refreshed)."""
+        return bool(
+            walk.current().refresh(
+                self.params,
+                grads,
+                self.states,
+                self.fields,
+                self.pointers,
+                self.offsets,
+                self.param_type,
+                self.storage_type,
+            )
+        )
 
 
 @dataclass
@@ -214,6 +235,7 @@ class FusedEngine:
                 *_tables(program, params, grads, states, members),
                 tuple(params[i] for i in members),
                 tuple(states[i] for i in members),
+                program.arrays[2:],
             )
             for key, members in groups.items()
             if program is not None
@@ -320,7 +342,7 @@ def _still_valid(
         gs = grads
         if grads is not None and len(batch.members) != len(grads):
             gs = [grads[i] for i in batch.members]
-        if not ops.refresh(batch.params, gs, batch.pointers):
+        if not batch.ready(gs):
             return False
     return True
 
@@ -331,18 +353,24 @@ def _fits(p: torch.Tensor, g: torch.Tensor, state: engines.State, spec: Spec) ->
     the kernel would write through (the optimizer passes DTensors' local shards instead)."""
     if g.layout is not torch.strided or p.device.type != "cpu" or g.dtype != p.dtype:
         return False
+    if g.shape != p.shape:  # p.grad.data = … and p.data = … bypass torch's own check
+        return False
     if _is_wrapper(p) or _is_wrapper(g):
         return False
-    dtype = engines.real_view(p).dtype  # complex parameters stream as pairs of reals
-    if dtype not in _STORAGE or not (p.is_contiguous() and g.is_contiguous()):
+    view = engines.real_view(p)  # complex parameters stream as pairs of reals
+    if view.dtype not in _STORAGE or not (p.is_contiguous() and g.is_contiguous()):
         return False
-    if g.is_conj() or g.is_neg():  # lazily conjugated/negated: memory holds other values
+    if g.is_conj() or g.is_neg() or p.is_neg():  # memory holds other values than they show
         return False
     for name in spec.state_fields:
         value = state[name]
         if isinstance(value, torch.Tensor) and (
             _is_wrapper(value)
-            or not (value.is_contiguous() and value.dtype == dtype and value.device == p.device)
+            or value.is_neg()
+            or value.numel() != view.numel()
+            or not (
+                value.is_contiguous() and value.dtype == view.dtype and value.device == p.device
+            )
         ):
             return False
     return True

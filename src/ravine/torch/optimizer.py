@@ -190,13 +190,16 @@ class Optimizer(torch.optim.Optimizer):
         all groups, so a group that fails a check still fails before anything changes.
         """
         engine: FusedEngine | None = getattr(self, "_fused", None)
-        if engine is None or self.nonfinite != "ignore" or self._step_spec is not self.spec:
+        version = getattr(self.state, "version", None)  # None: opt.state replaced by hand
+        if engine is None or version is None or self.nonfinite != "ignore":
             return {}  # (a nonfinite policy reads every gradient anyway)
+        if self._step_spec is not self.spec:
+            return {}
         planned = {}
         for i, (group, hp) in enumerate(zip(self.param_groups, checked, strict=True)):
             params = group["params"]
             if params and self._engine(group, params) is engine and not self._kinds(params)[1]:
-                plan = engine.ready(self.spec, params, hp, self.state.version)
+                plan = engine.ready(self.spec, params, hp, version)
                 if plan is not None:
                     planned[i] = plan
         return planned

@@ -53,6 +53,14 @@ class ParamState(dict[str, Any]):
         self._changed()
         return super().setdefault(key, default)
 
+    def popitem(self) -> tuple[str, Any]:
+        self._changed()
+        return super().popitem()
+
+    def __ior__(self, other: Any) -> ParamState:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
 
 class TrackedState(defaultdict):  # keys are tensors, values ParamState
     """``optimizer.state``: a ``defaultdict`` of :class:`ParamState` with a change counter."""
@@ -78,6 +86,33 @@ class TrackedState(defaultdict):  # keys are tensors, values ParamState
     def __delitem__(self, key: torch.Tensor) -> None:
         super().__delitem__(key)
         self.version = next(_VERSIONS)
+
+    # every other way a dict changes counts too (the fused plan holds the state dicts)
+    def clear(self) -> None:
+        super().clear()
+        self.version = next(_VERSIONS)
+
+    def pop(self, *args: Any) -> Any:
+        self.version = next(_VERSIONS)
+        return super().pop(*args)
+
+    def popitem(self) -> tuple[torch.Tensor, Any]:
+        self.version = next(_VERSIONS)
+        return super().popitem()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value  # wraps plain dicts, bumps the version
+        self.version = next(_VERSIONS)
+
+    def setdefault(self, key: torch.Tensor, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = {} if default is None else default
+        return self[key]
+
+    def __ior__(self, other: Any) -> TrackedState:  # type: ignore[misc]
+        self.update(other)
+        return self
 
     def __reduce__(self) -> Any:  # pickle/deepcopy as plain data, re-wrapped on load
         return (TrackedState, (), None, None, iter((k, dict(v)) for k, v in self.items()))

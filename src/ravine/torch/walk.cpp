@@ -14,69 +14,118 @@
 
 namespace {
 
-// A gradient the kernel can stream for parameter p: dense, contiguous, on the CPU, of p's
-// dtype, with storage of its own and no lazy conjugate/negative bit.
-bool streamable(const at::Tensor& g, const at::Tensor& p) {
-    return g.defined() && g.layout() == c10::kStrided && g.has_storage() &&
-           g.device().is_cpu() && g.scalar_type() == p.scalar_type() && g.is_contiguous() &&
-           !g.is_conj() && !g.is_neg() && g.data_ptr() != nullptr;
+// True when t's memory holds exactly its values as dense elements of its dtype.
+bool plain(const at::Tensor& t) {
+    return t.defined() && t.layout() == c10::kStrided && t.has_storage() &&
+           t.device().is_cpu() && t.is_contiguous() && !t.is_conj() && !t.is_neg() &&
+           (t.numel() == 0 || t.data_ptr() != nullptr);
 }
 
-// refresh(params: tuple, grads: sequence | None, table: writable int64 [streams, n] array)
-// -> bool. Row 0 of table holds the parameters' data pointers as planned; row 1 receives
-// the gradients'. grads None reads each parameter's .grad. True when every parameter is
-// where it was planned and every gradient can be streamed.
+int64_t address(const at::Tensor& t) { return reinterpret_cast<int64_t>(t.data_ptr()); }
+
+// The tensor held by a Python object, or nullptr if it is not a tensor.
+const at::Tensor* tensor(PyObject* item) {
+    try {
+        return THPVariable_Check(item) ? &THPVariable_Unpack(item) : nullptr;
+    } catch (...) {  // an isinstance check that raised
+        PyErr_Clear();
+        return nullptr;
+    }
+}
+
+// Whether member k (parameter p, its gradient g and its state tensors) still matches the
+// plan; writes g's address into row 1 of the table.
+bool member_ready(const at::Tensor& p, const at::Tensor& g, PyObject* state, PyObject* fields,
+                  int64_t* table, Py_ssize_t n, Py_ssize_t k, int64_t size,
+                  c10::ScalarType param_type, c10::ScalarType storage_type) {
+    // the parameter: where, what and how big it was when planned (p.data = … may swap in
+    // another tensor at the same address)
+    const int64_t real = p.is_complex() ? 2 : 1;
+    if (!plain(p) || p.scalar_type() != param_type || p.numel() * real != size ||
+        address(p) != table[k]) {
+        return false;
+    }
+    // the gradient: streamable, and exactly the parameter's shape and dtype
+    if (!plain(g) || g.scalar_type() != param_type || g.sizes() != p.sizes()) return false;
+    table[n + k] = address(g);
+    // the state tensors: still the planned memory (x.data = … is no dict write)
+    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(fields); ++j) {
+        PyObject* value = PyDict_GetItemWithError(state, PyTuple_GET_ITEM(fields, j));
+        const at::Tensor* t = value == nullptr ? nullptr : tensor(value);
+        if (t == nullptr || !plain(*t) || t->scalar_type() != storage_type ||
+            t->numel() != size || address(*t) != table[(2 + j) * n + k]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+// refresh(params: tuple, grads: sequence | None, states: tuple[dict], fields: tuple[str],
+//         table: int64 [2 + len(fields), n], offsets: int64 [n + 1],
+//         param_type: Tensor, storage_type: Tensor) -> bool
+// Row 0 of table holds the parameters' addresses as planned, rows 2… the state tensors'
+// (fields, in order); row 1 receives the gradients'. offsets[k + 1] - offsets[k] is member
+// k's size in storage elements; param_type and storage_type are tensors of the planned
+// dtypes. grads None reads each parameter's .grad. True when every member still matches.
 PyObject* refresh(PyObject*, PyObject* args) {
-    PyObject* params;
-    PyObject* grads;
-    Py_buffer buffer;
-    if (!PyArg_ParseTuple(args, "O!Ow*", &PyTuple_Type, &params, &grads, &buffer)) {
+    PyObject *params, *grads, *states, *fields, *param_type, *storage_type;
+    Py_buffer buffer, offsets_buffer;
+    if (!PyArg_ParseTuple(args, "O!OO!O!w*y*OO", &PyTuple_Type, &params, &grads, &PyTuple_Type,
+                          &states, &PyTuple_Type, &fields, &buffer, &offsets_buffer,
+                          &param_type, &storage_type)) {
         return nullptr;
     }
     const Py_ssize_t n = PyTuple_GET_SIZE(params);
-    if (buffer.len < static_cast<Py_ssize_t>(2 * n * sizeof(int64_t))) {
+    const Py_ssize_t rows = 2 + PyTuple_GET_SIZE(fields);
+    PyObject* given = nullptr;
+    const char* problem = nullptr;
+    if (buffer.len < static_cast<Py_ssize_t>(rows * n * sizeof(int64_t))) {
+        problem = "refresh: the table has fewer than 2 + len(fields) rows of n";
+    } else if (offsets_buffer.len < static_cast<Py_ssize_t>((n + 1) * sizeof(int64_t))) {
+        problem = "refresh: offsets has fewer than n + 1 entries";
+    } else if (PyTuple_GET_SIZE(states) != n) {
+        problem = "refresh: params and states differ in length";
+    } else if (tensor(param_type) == nullptr || tensor(storage_type) == nullptr) {
+        problem = "refresh: param_type and storage_type must be tensors";
+    } else if (grads != Py_None) {
+        given = PySequence_Fast(grads, "refresh: grads must be a sequence or None");
+        if (given != nullptr && PySequence_Fast_GET_SIZE(given) != n) {
+            problem = "refresh: params and grads differ in length";
+        }
+    }
+    if (problem != nullptr || (grads != Py_None && given == nullptr)) {
+        if (problem != nullptr) PyErr_SetString(PyExc_ValueError, problem);
+        Py_XDECREF(given);
         PyBuffer_Release(&buffer);
-        PyErr_SetString(PyExc_ValueError, "refresh: the table has fewer than 2 rows of n");
+        PyBuffer_Release(&offsets_buffer);
         return nullptr;
     }
-    PyObject* given = nullptr;
-    if (grads != Py_None) {
-        given = PySequence_Fast(grads, "refresh: grads must be a sequence or None");
-        if (given == nullptr || PySequence_Fast_GET_SIZE(given) != n) {
-            if (given != nullptr) {
-                Py_DECREF(given);
-                PyErr_SetString(PyExc_ValueError, "refresh: params and grads differ in length");
-            }
-            PyBuffer_Release(&buffer);
-            return nullptr;
-        }
-    }
     auto* table = static_cast<int64_t*>(buffer.buf);
-    Py_ssize_t k = 0;
+    const auto* offsets = static_cast<const int64_t*>(offsets_buffer.buf);
+    const c10::ScalarType p_type = tensor(param_type)->scalar_type();
+    const c10::ScalarType s_type = tensor(storage_type)->scalar_type();
+    bool ready = true;
     try {
-        for (; k < n; ++k) {
-            PyObject* item = PyTuple_GET_ITEM(params, k);
-            if (!THPVariable_Check(item)) break;
-            const at::Tensor& p = THPVariable_Unpack(item);
-            if (!p.has_storage() || reinterpret_cast<int64_t>(p.data_ptr()) != table[k]) break;
-            if (given != nullptr) {
-                PyObject* g_item = PySequence_Fast_GET_ITEM(given, k);
-                if (!THPVariable_Check(g_item)) break;
-                const at::Tensor& g = THPVariable_Unpack(g_item);
-                if (!streamable(g, p)) break;
-                table[n + k] = reinterpret_cast<int64_t>(g.data_ptr());
-            } else {
-                const at::Tensor& g = p.grad();
-                if (!streamable(g, p)) break;
-                table[n + k] = reinterpret_cast<int64_t>(g.data_ptr());
+        for (Py_ssize_t k = 0; ready && k < n; ++k) {
+            const at::Tensor* p = tensor(PyTuple_GET_ITEM(params, k));
+            PyObject* state = PyTuple_GET_ITEM(states, k);
+            if (p == nullptr || !PyDict_Check(state)) {
+                ready = false;
+                break;
             }
+            const at::Tensor* g =
+                given != nullptr ? tensor(PySequence_Fast_GET_ITEM(given, k)) : &p->grad();
+            ready = g != nullptr && member_ready(*p, *g, state, fields, table, n, k,
+                                                 offsets[k + 1] - offsets[k], p_type, s_type);
         }
-    } catch (const std::exception&) {
-        PyErr_Clear();  // e.g. an isinstance check that raised: answer "not ready" instead
+    } catch (...) {
+        ready = false;
     }
+    if (PyErr_Occurred()) PyErr_Clear();  // e.g. an isinstance check that raised: not ready
     Py_XDECREF(given);
     PyBuffer_Release(&buffer);
-    return PyBool_FromLong(k == n);
+    PyBuffer_Release(&offsets_buffer);
+    return PyBool_FromLong(ready);
 }
 
 // same(items: sequence, expected: tuple) -> bool: the same objects, in the same order.
@@ -125,7 +174,9 @@ PyObject* agree(PyObject*, PyObject* args) {
                 if (PyErr_Occurred()) return nullptr;
                 Py_RETURN_FALSE;
             }
+            Py_INCREF(value);  // == may run Python code that changes the dict
             const int equal = PyObject_RichCompareBool(value, PyTuple_GET_ITEM(values, j), Py_EQ);
+            Py_DECREF(value);
             if (equal < 0) return nullptr;
             if (!equal) Py_RETURN_FALSE;
         }

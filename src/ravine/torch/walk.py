@@ -7,10 +7,11 @@ In Python that is a few calls per tensor, about 0.6 µs: 1.2 ms per step for a m
 2000 tensors, as long as the update itself. So each operation here has two versions with
 one meaning:
 
-* a C++ one (``walk.cpp``), which reads the tensors through ATen at about 30 ns each. It is
-  compiled once per machine and torch version, in a background thread, the first time a
-  group of at least :data:`MIN_TENSORS` tensors is planned (about 15 s with g++; no step
-  waits for it), then cached on disk with the kernels;
+* a C++ one (``walk.cpp``), which reads the tensors through ATen at about 40 ns each. It is
+  compiled once per machine and torch version, by a separate process watched from a
+  background thread, the first time a group of at least :data:`MIN_TENSORS` tensors is
+  planned (about 15 s with g++; no step waits for it, and a run that ends sooner still
+  leaves it built), then cached on disk with the kernels;
 * a Python twin, used until then, where no C++ compiler or torch headers exist, or when
   ``RAVINE_WALK=python`` is set.
 
@@ -21,8 +22,11 @@ Both answer "not ready" whenever in doubt, which only sends a step down the gene
 from __future__ import annotations
 
 import functools
+import json
 import operator
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Sequence
 from itertools import repeat
@@ -30,6 +34,7 @@ from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..fused import build
@@ -38,25 +43,66 @@ MIN_TENSORS = 64
 """Groups with fewer tensors than this never start the C++ build (it cannot pay off)."""
 
 
-def _refresh(params: tuple[torch.Tensor, ...], grads: Sequence[Any] | None, table: Any) -> bool:
-    """Whether every parameter's data is where ``table[0]`` says and every gradient (given,
-    or each parameter's ``.grad``) can be streamed; if so the gradients' addresses are
-    written to ``table[1]``."""
+def _refresh(
+    params: tuple[torch.Tensor, ...],
+    grads: Sequence[Any] | None,
+    states: tuple[dict[str, Any], ...],
+    fields: tuple[str, ...],
+    table: np.ndarray,
+    offsets: np.ndarray,
+    param_type: torch.Tensor,
+    storage_type: torch.Tensor,
+) -> bool:
+    """Whether every member of a planned batch still matches its plan: the parameter is
+    the same dense tensor of the planned dtype and size at the planned address (``table``
+    row 0; ``p.data = …`` may put another tensor at the same address), its gradient (given,
+    or its ``.grad``) is dense, contiguous, of its dtype and shape, and each state tensor
+    (``fields``) is where ``table`` rows 2… say. If so, the gradients' addresses are written
+    to row 1. ``offsets[k + 1] - offsets[k]`` is member k's size in storage elements."""
     if grads is None:
         grads = list(map(_grad, params))
-        if not all(map(_is_not_none, grads)):
-            return False
+    if not all(map(_is_not_none, grads)):
+        return False
+    sizes = np.diff(offsets).tolist()
+    dtype, storage = param_type.dtype, storage_type.dtype
+    real = 2 if dtype.is_complex else 1
+    numels = list(map(_numel, params))
+    if [real * m for m in numels] != sizes or not _plain(params, dtype):
+        return False
     if list(map(_data_ptr, params)) != table[0].tolist():
-        return False  # a parameter's storage was replaced (p.data = …, module.to(…))
-    # dtype and device cannot differ (torch enforces them on p.grad); the layout can, and a
-    # sparse gradient reports itself as not contiguous; a lazily conjugated complex
-    # gradient's memory holds the unconjugated values
-    if not all(map(_is_contiguous, grads)):
         return False
-    if grads and grads[0].is_complex() and any(map(_is_conj, grads)):
+    if not _plain(grads, dtype) or list(map(_shape, grads)) != list(map(_shape, params)):
         return False
-    table[1, :] = list(map(_data_ptr, grads))
+    pointers = list(map(_data_ptr, grads))
+    if 0 in pointers and any(ptr == 0 and m for ptr, m in zip(pointers, numels, strict=True)):
+        return False  # a wrapper without storage of its own
+    try:
+        for row, field in enumerate(fields, start=2):
+            values = list(map(operator.itemgetter(field), states))
+            if not all(isinstance(v, torch.Tensor) for v in values):
+                return False
+            if not _plain(values, storage) or list(map(_numel, values)) != sizes:
+                return False
+            if list(map(_data_ptr, values)) != table[row].tolist():
+                return False
+    except KeyError:
+        return False
+    table[1, :] = pointers
     return True
+
+
+def _plain(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> bool:
+    """Whether every tensor's memory holds exactly its values: dense, contiguous, on the
+    CPU, of ``dtype``, no lazy conjugate/negative bit, not a wrapper subclass."""
+    return (
+        all(map(operator.is_, map(_layout, tensors), repeat(torch.strided)))
+        and all(map(operator.is_, map(_dtype, tensors), repeat(dtype)))
+        and all(map(_is_cpu, tensors))
+        and all(map(_is_contiguous, tensors))
+        and not any(map(_is_conj, tensors))
+        and not any(map(_is_neg, tensors))
+        and not any(hasattr(kind, "__tensor_flatten__") for kind in set(map(type, tensors)))
+    )
 
 
 def _same(items: Sequence[Any], expected: Sequence[Any]) -> bool:
@@ -84,8 +130,14 @@ def _put(states: Sequence[dict[str, Any]], keys: tuple[str, ...], values: tuple)
 _grad = operator.attrgetter("grad")
 _is_not_none = functools.partial(operator.is_not, None)
 _data_ptr = torch.Tensor.data_ptr
+_numel = torch.Tensor.numel
+_shape = operator.attrgetter("shape")
+_layout = operator.attrgetter("layout")
+_dtype = operator.attrgetter("dtype")
+_is_cpu = operator.attrgetter("is_cpu")
 _is_contiguous = torch.Tensor.is_contiguous
 _is_conj = torch.Tensor.is_conj
+_is_neg = torch.Tensor.is_neg
 
 PYTHON = SimpleNamespace(refresh=_refresh, same=_same, agree=_agree, put=_put)
 """The Python versions, with the C++ module's interface."""
@@ -114,7 +166,7 @@ def start() -> None:
             return
         if os.environ.get("RAVINE_WALK", "").lower() == "python":
             _status = "python (RAVINE_WALK=python)"
-            _thread = threading.current_thread()  # never start
+            _thread = threading.Thread(target=lambda: None)  # never started: nothing to wait for
             return
         _status = "python (the C++ walker is being built)"
         _thread = threading.Thread(target=_build, name="ravine-walk-build", daemon=True)
@@ -125,17 +177,47 @@ def wait(timeout: float | None = None) -> bool:
     """Start the build if needed and wait for it; whether the C++ walker is in use."""
     start()
     thread = _thread
-    if thread is not None and thread is not threading.current_thread():
+    if thread is not None and thread.ident is not None:  # started
         thread.join(timeout)
     return _native is not None
 
 
+_BUILDER = """
+import json, sys
+from ravine.fused import build
+source, args = json.load(sys.stdin)
+build.python_module_path("_ravine_walk", source, args)
+"""
+
+
 def _build() -> None:
     global _native, _status
+    source, args = _source_and_args()
     try:
-        module = build.python_module("_ravine_walk", *_source_and_args())
-    except (build.CompilerUnavailableError, ImportError, OSError) as error:
-        _status = f"python (the C++ walker could not be built: {str(error)[:300]})"
+        # Compile in a process of its own session: it finishes and caches the module even
+        # if this process ends first (a run shorter than the build would otherwise start
+        # the compiler again, every time, and never profit).
+        package_root = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([package_root, *sys.path])}
+        child = subprocess.run(
+            [sys.executable, "-c", _BUILDER],
+            input=json.dumps([source, args]),
+            capture_output=True,
+            text=True,
+            env=env,
+            start_new_session=True,
+            timeout=2 * build.COMPILE_TIMEOUT_S,
+        )
+        if child.returncode != 0:
+            raise build.CompilerUnavailableError(child.stderr.strip()[-300:])
+        module = build.python_module("_ravine_walk", source, args)  # from the cache now
+    except (
+        build.CompilerUnavailableError,
+        ImportError,
+        OSError,
+        subprocess.SubprocessError,
+    ) as error:
+        _status = f"python (the C++ walker could not be built: {str(error)[-300:]})"
         return
     _native = module
     _status = "c++"
