@@ -17,11 +17,16 @@ namespace {
 // True when t's memory holds exactly its values as dense elements of its dtype.
 bool plain(const at::Tensor& t) {
     return t.defined() && t.layout() == c10::kStrided && t.has_storage() &&
-           t.device().is_cpu() && t.is_contiguous() && !t.is_conj() && !t.is_neg() &&
-           (t.numel() == 0 || t.data_ptr() != nullptr);
+           t.device().is_cpu() && t.is_contiguous() && !t.is_conj() && !t.is_neg();
 }
 
-int64_t address(const at::Tensor& t) { return reinterpret_cast<int64_t>(t.data_ptr()); }
+// Where t's elements start; -1 if a non-empty tensor has no memory (a wrapper). Tensors
+// the kernel writes are asked for their mutable address (a lazily copied storage is
+// materialized first), gradients for the read-only one.
+int64_t address(const at::Tensor& t, bool written) {
+    const void* data = written ? t.data_ptr() : t.const_data_ptr();
+    return data == nullptr && t.numel() != 0 ? -1 : reinterpret_cast<int64_t>(data);
+}
 
 // The tensor held by a Python object, or nullptr if it is not a tensor.
 const at::Tensor* tensor(PyObject* item) {
@@ -42,18 +47,20 @@ bool member_ready(const at::Tensor& p, const at::Tensor& g, PyObject* state, PyO
     // another tensor at the same address)
     const int64_t real = p.is_complex() ? 2 : 1;
     if (!plain(p) || p.scalar_type() != param_type || p.numel() * real != size ||
-        address(p) != table[k]) {
+        address(p, true) != table[k]) {
         return false;
     }
     // the gradient: streamable, and exactly the parameter's shape and dtype
     if (!plain(g) || g.scalar_type() != param_type || g.sizes() != p.sizes()) return false;
-    table[n + k] = address(g);
+    const int64_t g_address = address(g, false);
+    if (g_address == -1) return false;
+    table[n + k] = g_address;
     // the state tensors: still the planned memory (x.data = … is no dict write)
     for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(fields); ++j) {
         PyObject* value = PyDict_GetItemWithError(state, PyTuple_GET_ITEM(fields, j));
         const at::Tensor* t = value == nullptr ? nullptr : tensor(value);
         if (t == nullptr || !plain(*t) || t->scalar_type() != storage_type ||
-            t->numel() != size || address(*t) != table[(2 + j) * n + k]) {
+            t->numel() != size || address(*t, true) != table[(2 + j) * n + k]) {
             return false;
         }
     }
