@@ -37,6 +37,12 @@ Engine = Callable[
 ]
 
 
+def is_wrapper(x: Any) -> bool:
+    """A tensor subclass (or such a tensor) that wraps others — DTensor and friends: no
+    storage of its own, ``data_ptr() == 0``, nothing a kernel may stream."""
+    return hasattr(x, "__tensor_flatten__")
+
+
 def real_view(x: torch.Tensor) -> torch.Tensor:
     """Complex tensors are optimized as pairs of reals, as torch.optim does."""
     return torch.view_as_real(x) if x.is_complex() else x

@@ -355,7 +355,7 @@ def _fits(p: torch.Tensor, g: torch.Tensor, state: engines.State, spec: Spec) ->
         return False
     if g.shape != p.shape:  # p.grad.data = … and p.data = … bypass torch's own check
         return False
-    if _is_wrapper(p) or _is_wrapper(g):
+    if engines.is_wrapper(p) or engines.is_wrapper(g):
         return False
     view = engines.real_view(p)  # complex parameters stream as pairs of reals
     if view.dtype not in _STORAGE or not (p.is_contiguous() and g.is_contiguous()):
@@ -365,7 +365,7 @@ def _fits(p: torch.Tensor, g: torch.Tensor, state: engines.State, spec: Spec) ->
     for name in spec.state_fields:
         value = state[name]
         if isinstance(value, torch.Tensor) and (
-            _is_wrapper(value)
+            engines.is_wrapper(value)
             or value.is_neg()
             or value.numel() != view.numel()
             or not (
@@ -374,11 +374,6 @@ def _fits(p: torch.Tensor, g: torch.Tensor, state: engines.State, spec: Spec) ->
         ):
             return False
     return True
-
-
-def _is_wrapper(x: torch.Tensor) -> bool:
-    """A tensor subclass that wraps others (DTensor and friends): no storage of its own."""
-    return hasattr(x, "__tensor_flatten__")
 
 
 def warn_unavailable(reason: str) -> None:

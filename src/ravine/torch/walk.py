@@ -3,11 +3,11 @@
 Before each step the fused implementation confirms that its cached plan still holds (the
 same parameters, still where they were, each gradient dense and contiguous) and reads the
 gradients' addresses; after it, it writes the new step count into every parameter's state.
-In Python that is a few calls per tensor, about 0.6 µs: 1.2 ms per step for a model with
-2000 tensors, as long as the update itself. So each operation here has two versions with
+In Python that is several calls per tensor, 0.6 µs or more: over 1.2 ms per step for a
+model with 2000 tensors, as long as the update itself. So each operation here has two versions with
 one meaning:
 
-* a C++ one (``walk.cpp``), which reads the tensors through ATen at about 40 ns each. It is
+* a C++ one (``walk.cpp``), which reads the tensors through ATen at 50–200 ns each. It is
   compiled once per machine and torch version, by a separate process watched from a
   background thread, the first time a group of at least :data:`MIN_TENSORS` tensors is
   planned (about 15 s with g++; no step waits for it, and a run that ends sooner still
@@ -38,6 +38,8 @@ import numpy as np
 import torch
 
 from ..fused import build
+from . import engines
+from .state import put
 
 MIN_TENSORS = 64
 """Groups with fewer tensors than this never start the C++ build (it cannot pay off)."""
@@ -101,7 +103,7 @@ def _plain(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> bool:
         and all(map(_is_contiguous, tensors))
         and not any(map(_is_conj, tensors))
         and not any(map(_is_neg, tensors))
-        and not any(hasattr(kind, "__tensor_flatten__") for kind in set(map(type, tensors)))
+        and not any(map(engines.is_wrapper, set(map(type, tensors))))
     )
 
 
@@ -121,10 +123,10 @@ def _agree(states: Sequence[dict[str, Any]], keys: tuple[str, ...], values: tupl
 
 
 def _put(states: Sequence[dict[str, Any]], keys: tuple[str, ...], values: tuple) -> None:
-    """``dict.__setitem__`` on every state: an engine's own write (see :func:`.state.put`)."""
+    """:func:`.state.put` on every state: an engine's own write, not a change."""
     for state in states:
         for key, value in zip(keys, values, strict=True):
-            dict.__setitem__(state, key, value)
+            put(state, key, value)
 
 
 _grad = operator.attrgetter("grad")
