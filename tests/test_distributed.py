@@ -139,9 +139,7 @@ def _fsdp(rank: int, world: int, out: Path) -> dict[str, Any]:
     results: dict[Any, Any] = {}
     for name, cls in OPTIMIZERS.items():
         for impl, flags in IMPLEMENTATIONS.items():
-            model = _model()
-            fully_shard(model[0])
-            fully_shard(model)
+            model = _dcp_model(world)
             opt = cls(model.parameters(), **_hp(name), **flags)
             _train(model, opt, *_shard(rank, world), STEPS)
             results[(name, impl)] = _full(model)

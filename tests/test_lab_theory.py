@@ -47,10 +47,9 @@ def test_gd_off_optimum_is_slower() -> None:
     assert fitted_rate(distances(traj, s.minimum), start=150) == pytest.approx(10 / 11, rel=1e-9)
 
 
-@pytest.mark.parametrize("lookahead", ["step"])
 @pytest.mark.parametrize("surface", [surfaces.valley(30.0, 0.3), surfaces.rosenbrock()])
 def test_nag_literal_and_reparametrized_trajectories_are_identical(
-    surface: surfaces.Surface, lookahead: str
+    surface: surfaces.Surface,
 ) -> None:
     x0 = [-9.0, 2.0] if surface.name.startswith("valley") else [-1.0, 1.5]
     lr = 0.05 if surface.name.startswith("valley") else 0.001

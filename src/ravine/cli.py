@@ -1,7 +1,8 @@
 """The ``ravine`` command.
 
 * ``ravine demo [--out DIR] [--steps N] [--kappa K] [--no-report]``: the table, then the report;
-* ``ravine lab report [--out DIR] [--steps N] [--kappa K] [--trials T] [--seeds S]``;
+* ``ravine lab report [--out DIR] [--steps N] [--kappa K] [--trials T] [--seeds S]
+  [--no-animation]``;
 * ``ravine train {kingma-fig1,kingma-fig2,bias-correction,sutskever,zeiler} [--quick]
   [--out DIR]``: a paper's comparison on the digits; prints the tables and writes
   NAME.json, NAME.md and NAME.png.

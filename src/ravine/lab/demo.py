@@ -12,7 +12,6 @@ lr it overshoots the floor in slow swings (the table's travel column).
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import numpy as np
 
 from ..numpy import OPTIMIZERS
 from . import metrics, plot
+from .export import clean
 from .run import Trajectory, run
 from .surfaces import valley, valley_axes
 from .tune import Tuning, tune_lr
@@ -33,17 +33,6 @@ GRID: tuple[float, ...] = tuple(float(lr) for lr in 10 ** np.linspace(-3, 1, 41)
 """The lr search: :data:`~ravine.lab.tune.DEFAULT_GRID`'s ten points a decade, from 1e-3
 (with less, no optimizer covers the 9 units to the minimum in the default 300 steps) to 10;
 a best lr at either end is flagged in the table."""
-
-
-def _clean(value: Any) -> Any:
-    """JSON-ready: arrays to lists, inf and NaN to None."""
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [_clean(v) for v in (value.tolist() if isinstance(value, np.ndarray) else value)]
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    return value
 
 
 def _row(traj: Trajectory, tuning: Tuning, steep: np.ndarray) -> dict[str, Any]:
@@ -136,7 +125,7 @@ def main(
         ],
     }
     table = out / "results.json"
-    table.write_text(json.dumps(_clean(results), indent=1, ensure_ascii=False) + "\n")
+    table.write_text(json.dumps(clean(results), indent=1, ensure_ascii=False) + "\n")
     print()
     for written in (figure, losses, table):
         print(f"wrote {written}")

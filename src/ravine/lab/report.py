@@ -73,9 +73,8 @@ def compute(
     ]
     data["claims"] = claims.all_claims()
     data["rates"] = [theory.rate_check(k) for k in theory.KAPPAS]
-    nag_surface = surfaces.valley(kappa, rotation)
-    lit = theory.nag_literal(nag_surface, x0, 0.036, 0.9, steps)
-    rep = theory.nag_reparametrized(nag_surface, x0, 0.036, 0.9, steps)
+    lit = theory.nag_literal(valley, x0, 0.036, 0.9, steps)
+    rep = theory.nag_reparametrized(valley, x0, 0.036, 0.9, steps)
     data["nag_max_abs_diff"] = float(np.max(np.abs(lit - rep)))
     data["map"] = theory.convergence_map(np.linspace(0.01, 4.0, 100), np.linspace(0, 0.98, 50))
     data["gallery"] = _gallery(steps, show)

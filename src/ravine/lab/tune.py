@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..numpy import OPTIMIZERS
+from .export import clean
 from .metrics import final_loss, steps_to_tolerance
 from .run import run
 from .surfaces import Surface
@@ -157,8 +158,7 @@ class Search:
             "objective": f"fewest steps to stay within tol={self.tol:g}, then final loss",
             "seed": self.seed,
             "trials": [
-                {"hp": hp, "steps_to_tol": s, "final_loss": f if math.isfinite(f) else None}
-                for hp, s, f in self.results
+                {"hp": hp, "steps_to_tol": s, "final_loss": clean(f)} for hp, s, f in self.results
             ],
         }
 

@@ -41,8 +41,14 @@ def nag(
 ) -> tuple[Array, NAGState]:
     """Momentum's direction, with g taken at the look-ahead point (the caller's job)."""
     m, _ = momentum(g, MomentumState(state.m), t=t, beta=beta, ema=ema)
+    return m, NAGState(m, shift(lr, beta, lookahead))
+
+
+def shift(lr: float, beta: float, lookahead: str) -> float:
+    """c·lr: how far along m the parameters are placed ahead (c = 1, or β for
+    ``lookahead="momentum"``)."""
     c = 1.0 if lookahead == "step" else beta
-    return m, NAGState(m, c * lr)
+    return c * lr
 
 
 def offset(state: NAGState) -> Array:

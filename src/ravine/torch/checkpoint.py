@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import torch
 
 from ..rules import Spec
+from . import engines
 
 
 class Optimizer(Protocol):
@@ -154,7 +155,7 @@ def _check_state(optimizer: Optimizer, saved: Any, params: dict[int | str, torch
             )
         _check_step(where, entry["step"])
         param = params[index]
-        shape = tuple(torch.view_as_real(param).shape if param.is_complex() else param.shape)
+        shape = tuple(engines.real_view(param).shape)
         for field in spec.state_fields:
             value = entry[field]
             if field in spec.scalar_state:
@@ -177,12 +178,8 @@ def _finite_number(value: Any) -> bool:
 def _check_step(where: str, step: Any) -> None:
     if isinstance(step, torch.Tensor) and step.numel() == 1:
         step = step.item()  # torch.optim and old checkpoints keep the count in a tensor
-    if (
-        isinstance(step, bool)
-        or not isinstance(step, Real)
-        or step < 0
-        or step != round(float(step))
-    ):
+    # NaN and ±inf are refused here too (round() would raise ValueError/OverflowError)
+    if not _finite_number(step) or step < 0 or step != round(float(step)):
         raise CheckpointError(f"{where}: step must be a non-negative integer, got {step!r}")
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from ..rules import nag
+from . import engines
 from .optimizer import Optimizer
 from .optimizers import OPTIMIZERS
 
@@ -208,10 +210,9 @@ def _into_ravine(
     # torch's SGD keeps no step count; momentum never reads it, so it starts at 0
     new: dict[str, Any] = {"step": int(_number(old.get("step", 0)))}
     for torch_key, ravine_key in twin.tensors:
-        value = old[torch_key].detach().clone()
-        new[ravine_key] = torch.view_as_real(value).clone() if p.is_complex() else value
+        new[ravine_key] = engines.real_view(old[torch_key].detach()).clone()
     if name == "NAG":  # torch's parameters sit at θ − β·lr·buf: lookahead="momentum"
-        new["shift"] = group["beta"] * group["lr"]
+        new["shift"] = nag.shift(group["lr"], group["beta"], "momentum")
     if name == "NAdam":
         new["mu_product"] = _number(old["mu_product"])
     return new

@@ -124,7 +124,7 @@ class Optimizer(torch.optim.Optimizer):
             for p, g in zip(params, grads, strict=True):
                 if not g.is_sparse:
                     continue
-                j = next(k for k, q in enumerate(group["params"]) if q is p)
+                j = _position(group, p)
                 if not self.spec.sparse:
                     raise RuntimeError(
                         f"{self.spec.name} does not support sparse gradients (param {j} of "
@@ -221,7 +221,7 @@ class Optimizer(torch.optim.Optimizer):
                 continue
             if self.nonfinite == "raise":
                 p, values = pairs[int((~finite).nonzero()[0])]
-                j = next(j for j, q in enumerate(group["params"]) if q is p)
+                j = _position(group, p)
                 raise FloatingPointError(
                     f"{self.spec.name}: the gradient of param {j} of group {i} (shape "
                     f"{tuple(p.shape)}) holds {int((~values.isfinite()).sum())} NaN/Inf "
@@ -333,6 +333,11 @@ class Optimizer(torch.optim.Optimizer):
             with torch.no_grad():
                 for p, stored in saved:
                     p.copy_(stored)
+
+
+def _position(group: dict[str, Any], p: torch.Tensor) -> int:
+    """Index of ``p`` in its group, for error messages (by identity, not tensor ==)."""
+    return next(i for i, q in enumerate(group["params"]) if q is p)
 
 
 def _deduplicate(group: dict[str, Any]) -> None:

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ...torch import checkpoint as ckpt
+from ..export import clean
 from .data import Dataset, Split, batches
 
 Factory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
@@ -55,10 +56,7 @@ class History:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (NaN and infinities as ``None``)."""
-        return {
-            k: [x if math.isfinite(x) else None for x in v] if isinstance(v, list) else v
-            for k, v in asdict(self).items()
-        }
+        return clean(asdict(self))
 
 
 @contextmanager

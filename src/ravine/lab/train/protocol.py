@@ -24,6 +24,8 @@ import torch
 from torch import nn
 
 from ...torch import OPTIMIZERS
+from ..export import clean
+from ..metrics import spread
 from ..progress import Progress
 from .data import Dataset
 from .loop import Factory, History, train
@@ -104,18 +106,14 @@ class Tuning:
             "objective": "validation loss after the last epoch (seed 0)",
             "budget_epochs": self.budget_epochs,
             "at_edge": self.at_edge,
-            "trials": [{"lr": lr, "val_loss": _json(v)} for lr, v in self.trials],
+            "trials": [{"lr": lr, "val_loss": clean(v)} for lr, v in self.trials],
         }
-
-
-def _json(x: float) -> float | None:
-    return x if math.isfinite(x) else None
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for one value)."""
-    a = np.asarray(values, dtype=float)
-    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
+    s = spread(list(values))
+    return s["mean"], s["std"]
 
 
 @dataclass(frozen=True)
@@ -151,10 +149,10 @@ class Summary:
         mean, std = self.curve
         return {
             "seeds": list(self.seeds),
-            "train_loss_mean": [_json(float(x)) for x in mean],
-            "train_loss_std": [_json(float(x)) for x in std],
-            "final_train_loss": list(map(_json, self.final_loss)),
-            "test_acc": list(map(_json, self.test_acc)),
+            "train_loss_mean": clean(mean),
+            "train_loss_std": clean(std),
+            "final_train_loss": clean(list(self.final_loss)),
+            "test_acc": clean(list(self.test_acc)),
             "seconds_per_epoch": list(self.seconds_per_epoch),
             "diverged": self.diverged,
             "histories": [h.to_dict() for h in self.histories],
