@@ -44,43 +44,54 @@ def _same(a, b):
 
 
 def _broken(name):
-    """(description, state dict that must be refused) for one optimizer."""
+    """(description, state dict that must be refused, what the error must say) for one
+    optimizer."""
     _, opt = _trained(name)
     sd = _snapshot(opt)
     spec = rt.OPTIMIZERS[name].spec
     cases = []
 
-    def case(what, edit):
+    def case(what, edit, says):
         bad = copy.deepcopy(sd)
         edit(bad)
-        cases.append((what, bad))
+        cases.append((what, bad, says))
 
     first = next(iter(sd["state"]))
     arrays = [f for f in spec.state_fields if f not in spec.scalar_state]
-    case("not a dict", lambda d: d.clear())
+    group = lambda d: d["param_groups"][0]  # noqa: E731
+    state = lambda d: d["state"][first]  # noqa: E731
+    case("not a dict", lambda d: d.clear(), "a mapping with 'state' and 'param_groups'")
     case(
-        "a group too many", lambda d: d["param_groups"].append(copy.deepcopy(d["param_groups"][0]))
+        "a group too many",
+        lambda d: d["param_groups"].append(copy.deepcopy(group(d))),
+        "the state has 2 param groups, the optimizer 1",
     )
-    case("a parameter too few", lambda d: d["param_groups"][0]["params"].pop())
-    case("bad hyperparameter", lambda d: d["param_groups"][0].update(lr=-1.0))
-    case("another optimizer", lambda d: d["ravine"].update(optimizer="Other"))
-    case("unknown format", lambda d: d["ravine"].update(format=99))
+    case("a parameter too few", lambda d: group(d)["params"].pop(), "has 3 parameters, the optim")
+    case("bad hyperparameter", lambda d: group(d).update(lr=-1.0), r"param group 0 .*lr.*-1\.0")
+    case("both foreach and fused", lambda d: group(d).update(foreach=True, fused=True),
+         "foreach=True and fused=True exclude each other")  # fmt: skip
+    case("foreach not a bool", lambda d: group(d).update(foreach="yes"),
+         "foreach must be True, False or None, got 'yes'")  # fmt: skip
+    case("another optimizer", lambda d: d["ravine"].update(optimizer="Other"),
+         "the state of a 'Other' optimizer")  # fmt: skip
+    case("unknown format", lambda d: d["ravine"].update(format=99), "unknown checkpoint format")
     if spec.state_fields:  # with only "step", popping it leaves {}: a parameter not yet stepped
-        case("missing key", lambda d: d["state"][first].pop("step"))
-    case("extra key", lambda d: d["state"][first].update(extra=torch.zeros(1)))
-    case("negative step", lambda d: d["state"][first].update(step=-1))
-    case("parameter out of range", lambda d: d["state"].update({99: d["state"][first]}))
-    case(
-        "torch's keys", lambda d: d["state"].update({first: {"step": 1, "exp_avg": torch.zeros(1)}})
-    )
+        case("missing key", lambda d: state(d).pop("step"), rf"has keys .*; {name} keeps")
+    case("extra key", lambda d: state(d).update(extra=torch.zeros(1)), r"has keys \[.*'extra'")
+    case("negative step", lambda d: state(d).update(step=-1),
+         "step must be a non-negative integer, got -1")  # fmt: skip
+    case("parameter out of range", lambda d: d["state"].update({99: state(d)}),
+         "state for parameter 99, which no group lists")  # fmt: skip
+    torch_entry = {"step": 1, "exp_avg": torch.zeros(1)}
+    case("torch's keys", lambda d: d["state"].update({first: torch_entry}), "torch.optim's keys")
     for field in arrays:
-        case(
-            f"{field} wrong shape", lambda d, f=field: d["state"][first].update({f: torch.zeros(7)})
-        )
-        case(f"{field} not floating", lambda d, f=field: d["state"][first].update(
-            {f: d["state"][first][f].long()}))  # fmt: skip
+        case(f"{field} wrong shape", lambda d, f=field: state(d).update({f: torch.zeros(7)}),
+             rf"{field} has shape \(7,\), the parameter needs")  # fmt: skip
+        case(f"{field} not floating", lambda d, f=field: state(d).update({f: state(d)[f].long()}),
+             f"{field} must be a floating-point tensor")  # fmt: skip
     for field in spec.scalar_state:
-        case(f"{field} NaN", lambda d, f=field: d["state"][first].update({f: float("nan")}))
+        case(f"{field} NaN", lambda d, f=field: state(d).update({f: float("nan")}),
+             f"{field} must be a finite number, got nan")  # fmt: skip
     return cases
 
 
@@ -88,10 +99,10 @@ def _broken(name):
 def test_states_that_do_not_fit_are_refused_and_change_nothing(name):
     _, opt = _trained(name)
     before = _snapshot(opt)
-    for what, bad in _broken(name):
-        with pytest.raises(CheckpointError) as error:
+    for what, bad, says in _broken(name):
+        with pytest.raises(CheckpointError, match=says) as error:
             opt.load_state_dict(bad)
-        assert name in str(error.value) or "param group" in str(error.value), what
+        assert str(error.value).startswith(name), what  # every refusal names the optimizer
         assert _same(opt.state_dict(), before), f"{what} changed the optimizer"
 
 

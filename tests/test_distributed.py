@@ -157,7 +157,9 @@ def _fsdp(rank: int, world: int, out: Path) -> dict[str, Any]:
     results["normalized_stride"] = torch.cat(
         [(after[k] - before[k]).flatten() for k in before]
     ).norm()
-    # the fused engine handed DTensors directly: never their data_ptr() (0), a fallback
+    # the fused engine handed DTensors directly: it must never stream their data_ptr() (0)
+    # but count each as a fallback to the per-tensor rule, so the step equals that rule
+    # called directly (a kernel write through address 0 would crash or change the numbers)
     from ravine.torch import engines
     from ravine.torch.fused import FusedEngine
 

@@ -12,7 +12,10 @@ import pytest
 import torch
 
 from conftest import run_quick_experiment
-from ravine.cli import EXPERIMENTS
+from ravine.cli import _parser
+from ravine.lab.train import EXPERIMENTS
+from ravine.lab.train.experiments import RUNS, SETTINGS
+from ravine.lab.train.report import RENDER
 from ravine.torch import OPTIMIZERS
 
 
@@ -31,10 +34,14 @@ def bias(tmp_path_factory):
     return run_quick_experiment(tmp_path_factory, "bias-correction")
 
 
-def test_cli_lists_every_experiment():
-    assert set(EXPERIMENTS) == {
-        "kingma-fig1", "kingma-fig2", "bias-correction", "sutskever", "zeiler"
-    }  # fmt: skip
+def test_every_experiment_runs_and_renders():
+    # one list of names; the command line, the runners and the renderers all take it
+    assert set(RUNS) == set(RENDER) == set(SETTINGS) == set(EXPERIMENTS)
+    assert len(EXPERIMENTS) == 5
+    for name in EXPERIMENTS:
+        assert _parser().parse_args(["train", name, "--quick"]).experiment == name
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["train", "kingma-fig3"])
 
 
 def test_fig2_protocol_and_quick_claims(fig2):

@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from .lab.train import EXPERIMENTS
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -74,9 +76,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-EXPERIMENTS = ("kingma-fig1", "kingma-fig2", "bias-correction", "sutskever", "zeiler")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ravine`` console script and of ``python -m ravine``."""
     args = _parser().parse_args(argv)
@@ -110,13 +109,6 @@ def _train(experiment: str, *, quick: bool, out_dir: str) -> None:
     from .lab.train import experiments, report  # torch, scikit-learn: imported when needed
 
     start = time.perf_counter()
-    run = {
-        "kingma-fig1": experiments.kingma_fig1,
-        "kingma-fig2": experiments.kingma_fig2,
-        "bias-correction": experiments.bias_correction,
-        "sutskever": experiments.sutskever,
-        "zeiler": experiments.zeiler,
-    }[experiment]
-    text, paths = report.write(run(quick=quick), out_dir)
+    text, paths = report.write(experiments.RUNS[experiment](quick=quick), out_dir)
     print(text)
     print(f"\n{time.perf_counter() - start:.0f} s; wrote " + ", ".join(map(str, paths)))

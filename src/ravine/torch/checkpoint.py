@@ -120,7 +120,13 @@ def _check_groups(optimizer: Optimizer, saved: Any) -> dict[int | str, torch.Ten
             )
         for flag in ("foreach", "fused"):
             if type(old.get(flag)) not in (type(None), bool):
-                raise CheckpointError(f"{where}: {flag} must be True, False or None")
+                raise CheckpointError(
+                    f"{where}: {flag} must be True, False or None, got {old.get(flag)!r}"
+                )
+        if old.get("foreach") and old.get("fused"):  # as the constructor refuses them
+            raise CheckpointError(
+                f"{where}: foreach=True and fused=True exclude each other; set one to None"
+            )
         try:
             optimizer.spec.validate({k: v for k, v in old.items() if k in optimizer.spec.checks})
         except (TypeError, ValueError) as error:
@@ -144,7 +150,7 @@ def _check_state(optimizer: Optimizer, saved: Any, params: dict[int | str, torch
         keys = set(map(str, entry))
         if not keys:
             continue  # a parameter that has not been stepped yet
-        if keys & TORCH_STATE_KEYS and keys != expected:
+        if keys & (TORCH_STATE_KEYS - expected):  # (NAdam's own mu_product is not torch's)
             raise CheckpointError(
                 f"{where} has torch.optim's keys {sorted(keys)}: load it into the torch.optim "
                 "optimizer it came from, then convert with ravine.torch.from_torch(that_optimizer)"

@@ -12,3 +12,8 @@
 * :mod:`.experiments`: the papers' comparisons (Kingma & Ba Figs. 1, 2 and 4, Zeiler's
   sensitivity, Sutskever et al.'s NAG vs Momentum).
 """
+
+EXPERIMENTS = ("kingma-fig1", "kingma-fig2", "bias-correction", "sutskever", "zeiler")
+"""The reproductions ``ravine train`` runs: :data:`.experiments.RUNS` maps each to its
+function and :data:`.report.RENDER` to its table and figure (kept here, apart from them, so
+that the command line lists them without importing torch)."""

@@ -19,6 +19,7 @@ paper claim as a measured statement with the numbers and whether it held.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -468,6 +469,16 @@ def bias_claims(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "held": bool(fails["γ=0.9999"] > fails["γ=0.99"]),
         },
     ]
+
+
+RUNS: dict[str, Callable[..., dict[str, Any]]] = {
+    "kingma-fig1": kingma_fig1,
+    "kingma-fig2": kingma_fig2,
+    "bias-correction": bias_correction,
+    "sutskever": sutskever,
+    "zeiler": zeiler,
+}
+"""Experiment name (:data:`ravine.lab.train.EXPERIMENTS`) → its function."""
 
 
 def fmt(pair: Any, digits: int = 3) -> str:
