@@ -1,4 +1,4 @@
-"""Train a small MLP with every ravine optimizer (and its torch.optim twin where one exists).
+"""Train a small MLP with every ravine optimizer.
 
     python examples/train_torch.py [--epochs 20]
 

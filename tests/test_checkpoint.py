@@ -137,9 +137,57 @@ def test_truncated_and_corrupted_files_are_reported(tmp_path):
     noisy = bytearray(data)
     random.Random(0).shuffle(noisy)
     (tmp_path / "noise.pt").write_bytes(bytes(noisy))
+    (tmp_path / "empty.pt").write_bytes(b"")
     for bad in ("cut.pt", "noise.pt"):
         with pytest.raises(CheckpointError, match="truncated or corrupted"):
             checkpoint.load(tmp_path / bad)
+    # regression (review): an empty file's error has no text; the reason was left blank
+    with pytest.raises(CheckpointError, match=r"corrupted\?\): \S"):
+        checkpoint.load(tmp_path / "empty.pt")
+
+
+def _torch_state(cls, **hp):
+    """A torch.optim state dict saved before its first step (its per-parameter state is
+    empty, so only the param groups can tell where it came from)."""
+    _model, opt = _trained("Adam", steps=0)
+    return cls([p.detach().clone() for p in opt.param_groups[0]["params"]], **hp).state_dict()
+
+
+@pytest.mark.parametrize(
+    "saved",
+    [
+        pytest.param(lambda: _torch_state(torch.optim.SGD, lr=0.5, momentum=0.9), id="torch SGD"),
+        pytest.param(
+            lambda: _torch_state(torch.optim.Adam, lr=0.5, betas=(0.5, 0.6)), id="torch Adam"
+        ),
+        pytest.param(lambda: _torch_state(torch.optim.RMSprop, lr=0.5), id="torch RMSprop"),
+    ],
+)
+def test_a_torch_optim_state_without_per_parameter_state_is_refused(saved):
+    """Regression (review): with empty per-parameter state nothing was refused: torch's
+    SGD state loaded into Adam and set lr = 0.5, and torch Adam's betas were ignored."""
+    _model, opt = _trained("Adam")
+    before = _snapshot(opt)
+    with pytest.raises(CheckpointError, match=r"torch.optim's hyperparameters \[.*from_torch"):
+        opt.load_state_dict(saved())
+    assert _same(opt.state_dict(), before)
+
+
+def test_a_state_that_names_no_optimizer_must_hold_every_hyperparameter():
+    """Regression (review): a ravine SGD state without its "ravine" entry (as some
+    distributed checkpoint tools pass it on) loaded into Adam, filling in beta, gamma, ….
+    With the entry, a hyperparameter added since the save still loads with its default
+    (test_torch_optimizer checks that)."""
+    _model, sgd = _trained("SGD")
+    stripped = {k: v for k, v in _snapshot(sgd).items() if k != "ravine"}
+    _model, opt = _trained("Adam")
+    before = _snapshot(opt)
+    with pytest.raises(CheckpointError, match=r"has no beta, .* it was not saved by a Adam"):
+        opt.load_state_dict(stripped)
+    assert _same(opt.state_dict(), before)
+    own = {k: v for k, v in _snapshot(opt).items() if k != "ravine"}
+    opt.load_state_dict(own)  # its own state, without the entry, still loads
+    assert _same(opt.state_dict(), before)
 
 
 def test_fuzzed_state_dicts_never_half_load():
@@ -207,3 +255,16 @@ def test_a_non_finite_step_count_is_a_checkpoint_error(step):
     with pytest.raises(CheckpointError, match="step must be a non-negative integer"):
         opt.load_state_dict(bad)
     assert opt.state[p]["step"] == 1
+
+
+def test_a_group_added_after_a_reload_saves_and_loads():
+    """Regression: torch's reload adds ``differentiable`` to the defaults, so later groups
+    carry it; it is no sign of a torch.optim state."""
+    _model, opt = _trained("Adam")
+    opt.load_state_dict(_snapshot(opt))
+    extra = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    opt.add_param_group({"params": [extra]})
+    assert "differentiable" in opt.param_groups[1]
+    saved = _snapshot(opt)
+    opt.load_state_dict(saved)
+    assert _same(opt.state_dict(), saved)

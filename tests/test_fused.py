@@ -9,6 +9,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import pytest
 import torch
@@ -173,6 +174,10 @@ def test_missing_compiler_warns_and_falls_back(monkeypatch):
         with pytest.warns(RuntimeWarning, match="fused kernels unavailable"):
             opt.step()
         assert p.detach().lt(1).all()
+        with warnings.catch_warnings(record=True) as later:  # regression: warned every step
+            warnings.simplefilter("always")
+            opt.step()
+        assert not later
         with pytest.raises(RuntimeError, match="fused=True: no C compiler"):
             strict = rt.Adam([p], lr=0.1, fused=True)
             strict.step()
@@ -315,6 +320,24 @@ def test_compiled_scalars_equal_the_graph_walk(spec, t):
     ):
         expected = [trace.evaluate(node, env) for node in nodes]
         assert program.evaluator(which)(env) == expected
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_kernels_multiply_by_reciprocals_of_per_step_scalars(spec):
+    """Division is the one slow operation: an element divided by a per-step scalar (the
+    bias corrections) is multiplied by its reciprocal, computed once in double (Adam's
+    in-cache kernel at 2000 × 2048: 2.3 → 1.7 ms). Parity with the per-tensor rule is
+    checked by the step tests, in every dtype."""
+    import re
+
+    from ravine.fused import codegen, trace
+
+    program = trace.trace(spec, {**spec.defaults, "lr": 0.03})
+    for storage in codegen.STORAGE:
+        source = codegen.generate(program, storage)
+        assert not re.search(r"/ s\d+;", source), storage
+        if spec.name in ("Adam", "NAdam"):
+            assert re.search(r"\* r\d+;", source) and "(1.0 / sc[" in source
 
 
 def _square_pair(name):

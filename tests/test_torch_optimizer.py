@@ -135,6 +135,31 @@ def test_lr_scheduler_drives_the_step():
     assert p.item() == pytest.approx(-(1 + 0.5 + 0.25))
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda opt, **kw: torch.optim.lr_scheduler.OneCycleLR(opt, 0.1, total_steps=10, **kw),
+        lambda opt, **kw: torch.optim.lr_scheduler.CyclicLR(opt, 0.01, 0.1, step_size_up=2, **kw),
+    ],
+    ids=["OneCycleLR", "CyclicLR"],
+)
+def test_cycling_schedulers_need_cycle_momentum_off(make):
+    """As the README says: they cycle torch's momentum/betas keys, which ravine calls beta."""
+    p = torch.zeros(3, requires_grad=True)
+    with pytest.raises(ValueError, match="momentum or beta1"):
+        make(rt.Adam([p]))
+    opt = rt.Adam([p])
+    sched = make(opt, cycle_momentum=False)
+    lrs = []
+    for _ in range(4):
+        p.grad = torch.ones(3)
+        opt.step()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert len(set(lrs)) >= 3 and max(lrs) == pytest.approx(0.1), lrs  # lr cycles to max_lr
+    assert opt.param_groups[0]["beta"] == 0.9  # beta stays
+
+
 def test_param_groups_have_their_own_hyperparameters():
     a, b = torch.zeros(1, requires_grad=True), torch.zeros(1, requires_grad=True)
     opt = rt.Momentum([{"params": [a]}, {"params": [b], "lr": 0.5, "beta": 0.0}], lr=0.1)

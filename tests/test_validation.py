@@ -84,6 +84,18 @@ def test_unknown_argument_is_named():
         rn.SGD(momentum=0.9)
 
 
+def test_a_tensor_hyperparameter_is_refused_with_the_way_out():
+    # torch.optim takes lr=torch.tensor(…); ravine reads Python numbers at every step
+    with pytest.raises(TypeError, match=r"lr must be a real number, got Tensor .*float\(\.\.\.\)"):
+        rt.Adam([torch.zeros(1, requires_grad=True)], lr=torch.tensor(0.01))
+    with pytest.raises(TypeError, match=r"beta must be a real number, got ndarray"):
+        rn.Momentum(beta=np.array(0.9))
+    assert (
+        rt.Adam([torch.zeros(1, requires_grad=True)], lr=float(torch.tensor(0.5))).defaults["lr"]
+        == 0.5
+    )
+
+
 def test_non_floating_params_rejected():
     with pytest.raises(TypeError, match="floating-point.*torch.int64"):
         rt.SGD([torch.zeros(2, dtype=torch.long)])
@@ -107,8 +119,14 @@ def test_numpy_grads_must_match_params():
 def test_reduce_group_only_where_there_is_a_reduction():
     with pytest.raises(ValueError, match="reduce_group=.*nothing to reduce.*NormalizedGD"):
         rt.Adam([torch.zeros(1, requires_grad=True)], reduce_group="world")
-    p = torch.zeros(2, requires_grad=True)
-    opt = rt.NormalizedGD([p], fused=True, reduce_group="world")
+    p, q = torch.zeros(2, requires_grad=True), torch.zeros(2, requires_grad=True)
+    # regression (review): refused only at the first step, not at construction
+    with pytest.raises(ValueError, match="fused=True cannot take reduce_group='world'; use fore"):
+        rt.NormalizedGD([p], fused=True, reduce_group="world")
+    opt = rt.NormalizedGD([p], reduce_group="world")
+    with pytest.raises(ValueError, match="fused=True cannot take reduce_group"):
+        opt.add_param_group({"params": [q], "fused": True})
+    opt.param_groups[0]["fused"] = True  # rewritten by hand: still refused, at the step
     p.grad = torch.ones(2)
     with pytest.raises(ValueError, match="fused=True cannot take reduce_group"):
         opt.step()

@@ -10,7 +10,10 @@ stream, a prefix sum of element counts), split evenly across OpenMP threads:
 
 Arithmetic runs in the compute type the eager paths use (double for float64, float
 otherwise; 16-bit storage is widened on load and rounded to nearest-even on store, as
-torch's casts do); FMA contraction is disabled so each operation rounds as written.
+torch's casts do); FMA contraction is disabled so each operation rounds as written, with
+one exception: an element divided by a per-step scalar (Adam's bias corrections) is
+multiplied by the scalar's reciprocal, computed once in double — within an ulp of the
+division, and division is the slowest operation in the loop.
 """
 
 from __future__ import annotations
@@ -80,8 +83,20 @@ class _Emitter:
     def __init__(self, ctype: str, scalars: list[Sym], streams: dict[str, int]) -> None:
         self.ctype = ctype
         self.names: dict[int, str] = {id(s): f"s{i}" for i, s in enumerate(scalars)}
+        self.scalars = {f"s{i}" for i in range(len(scalars))}
+        self.reciprocals: set[int] = set()
+        """Scalars the elements are divided by: the header computes their reciprocals."""
         self.streams = streams
         self.lines: list[str] = []
+
+    def header(self) -> list[str]:
+        """The kernel scalars (and reciprocals) as compute-type constants, per tensor."""
+        ctype, count = self.ctype, len(self.scalars)
+        lines = [f"const {ctype} s{i} = ({ctype})sc[{i}];" for i in range(count)]
+        # in double, then rounded once: x * r{i} is within an ulp of x / s{i}
+        return lines + [
+            f"const {ctype} r{i} = ({ctype})(1.0 / sc[{i}]);" for i in sorted(self.reciprocals)
+        ]
 
     def name(self, node: Sym) -> str:
         key = id(node)
@@ -100,6 +115,12 @@ class _Emitter:
         return local
 
     def _expression(self, op: str, args: list[str]) -> str:
+        if op == "div" and args[1] in self.scalars:
+            # a division per element by a per-step scalar (bias corrections) becomes a
+            # multiplication: division is the one slow operation, and it kept the
+            # in-cache steps of Adam-like rules compute-bound
+            self.reciprocals.add(int(args[1][1:]))
+            return f"{args[0]} * r{args[1][1:]}"
         binary = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
         if op in binary:
             return f"{args[0]} {binary[op]} {args[1]}"
@@ -190,7 +211,7 @@ def generate(program: Program, storage: str) -> str:
     stores = [
         f"x{streams[name]}[e] = {_store(storage, stype, value)};" for name, value in finals.items()
     ]
-    header = [f"const {ctype} s{i} = ({ctype})sc[{i}];" for i in range(len(update_scalars))]
+    header = emit.header()
     source = [_PRELUDE, f"void ravine_update({signature}) {{"]
     source.append("#pragma omp parallel num_threads(nthreads)")
     source.append("{")
@@ -208,7 +229,7 @@ def generate(program: Program, storage: str) -> str:
             f"for (int j = 0; j < {LANES}; ++j) acc{r}[j] += (double)part{r}[j];"
             for r in range(len(values))
         ]
-        header = [f"const {ctype} s{i} = ({ctype})sc[{i}];" for i in range(len(reduce_scalars))]
+        header = emit.header()
         source.append(f"void ravine_reduce({signature}, double* restrict partial) {{")
         source.append("#pragma omp parallel num_threads(nthreads)")
         source.append("{")

@@ -30,8 +30,11 @@ class Check:
 
 def _real(owner: str, name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, Real):
+        # a tensor or array (torch.optim takes a tensor lr): hyperparameters are read as
+        # Python numbers at every step here, so say how to pass one
+        hint = "; pass float(...) of it" if hasattr(value, "item") else ""
         raise TypeError(
-            f"{owner}: {name} must be a real number, got {type(value).__name__} {value!r}"
+            f"{owner}: {name} must be a real number, got {type(value).__name__} {value!r}{hint}"
         )
     return float(value)
 

@@ -44,6 +44,13 @@ TORCH_STATE_KEYS = frozenset(
 )  # fmt: skip
 """Per-parameter keys of torch.optim's optimizers: their state needs converting first."""
 
+TORCH_GROUP_KEYS = frozenset(
+    {"momentum", "dampening", "nesterov", "betas", "amsgrad", "alpha", "centered", "rho",
+     "lr_decay", "initial_accumulator_value", "momentum_decay"}
+)  # fmt: skip
+"""Hyperparameters of torch.optim's param groups; those a ravine rule lacks mark a torch state.
+(Not ``differentiable``: torch's base class adds it to any optimizer's groups.)"""
+
 
 class CheckpointError(ValueError):
     """A state dict or file that does not fit the optimizer it is loaded into."""
@@ -71,7 +78,7 @@ def check(optimizer: Optimizer, state_dict: Any) -> None:
                 f"{name}: this is the state of a {meta.get('optimizer')!r} optimizer; load it "
                 "into that ravine.torch optimizer"
             )
-    params = _check_groups(optimizer, state_dict["param_groups"])
+    params = _check_groups(optimizer, state_dict["param_groups"], named=meta is not None)
     _check_state(optimizer, state_dict["state"], params)
 
 
@@ -80,9 +87,11 @@ def _is(value: Any, kind: type, expected: Any) -> bool:
     return type(value) is kind and value == expected
 
 
-def _check_groups(optimizer: Optimizer, saved: Any) -> dict[int | str, torch.Tensor]:
+def _check_groups(optimizer: Optimizer, saved: Any, named: bool) -> dict[int | str, torch.Tensor]:
     """Check the saved groups; return their parameter ids mapped to this optimizer's
-    tensors (the mapping torch's ``load_state_dict`` will use)."""
+    tensors (the mapping torch's ``load_state_dict`` will use). ``named``: the state names
+    its optimizer (the ``"ravine"`` entry), so a hyperparameter it lacks is one added since
+    it was saved (it loads with its default); otherwise every one must be there."""
     name, groups = optimizer.spec.name, optimizer.param_groups
     if not isinstance(saved, list) or not all(isinstance(g, Mapping) for g in saved):
         raise CheckpointError(f"{name}: 'param_groups' must be a list of dicts")
@@ -117,6 +126,19 @@ def _check_groups(optimizer: Optimizer, saved: Any) -> dict[int | str, torch.Ten
             raise CheckpointError(
                 f"{where} was saved for parameters {names_saved} but the optimizer holds "
                 f"{list(names_now)}; the order or the model changed"
+            )
+        foreign = sorted(old.keys() & (TORCH_GROUP_KEYS - optimizer.spec.defaults.keys()))
+        if foreign:
+            raise CheckpointError(
+                f"{where} has torch.optim's hyperparameters {foreign}: load it into the "
+                "torch.optim optimizer it came from, then convert with "
+                "ravine.torch.from_torch(that_optimizer)"
+            )
+        missing = [k for k in optimizer.spec.defaults if k not in old]
+        if missing and not named:
+            raise CheckpointError(
+                f"{where} has no {', '.join(missing)} and no 'ravine' entry naming its "
+                f"optimizer: it was not saved by a {name}"
             )
         for flag in ("foreach", "fused"):
             if type(old.get(flag)) not in (type(None), bool):
@@ -213,6 +235,7 @@ def load(path: str | os.PathLike[str]) -> Any:
     except FileNotFoundError:
         raise
     except Exception as error:  # torch raises RuntimeError, pickle/EOF/zip errors alike
+        reason = str(error) or type(error).__name__  # an empty file's EOFError says nothing
         raise CheckpointError(
-            f"{path}: not a readable checkpoint (truncated or corrupted?): {error}"
+            f"{path}: not a readable checkpoint (truncated or corrupted?): {reason}"
         ) from error

@@ -43,7 +43,7 @@ class Optimizer(torch.optim.Optimizer):
     ) -> None:
         given = {**hparams, **({} if lr is None else {"lr": lr})}
         defaults: dict[str, Any] = self.spec.validate({**self.spec.defaults, **given})
-        defaults.update(_check_implementation(self.spec.name, foreach, fused))
+        defaults.update(_check_implementation(self.spec.name, foreach, fused, reduce_group))
         if nonfinite not in NONFINITE_POLICIES:
             raise ValueError(
                 f"{self.spec.name}: invalid nonfinite={nonfinite!r}; valid: "
@@ -65,6 +65,7 @@ class Optimizer(torch.optim.Optimizer):
             self.spec.name,
             param_group.get("foreach", self.defaults["foreach"]),
             param_group.get("fused", self.defaults["fused"]),
+            None if self._step_spec is self.spec else "the optimizer's reduce_group",
         )
         super().add_param_group(param_group)  # warns about duplicates, refuses overlaps
         group = self.param_groups[-1]
@@ -282,7 +283,9 @@ class Optimizer(torch.optim.Optimizer):
                 message = "no C compiler with OpenMP could be run (set CC, or install gcc)"
                 if required:
                     raise RuntimeError(f"{self.spec.name}: fused=True: {message}")
-                fused_kernels.warn_unavailable(message)
+                if not self.__dict__.get("_warned_unavailable"):  # once per optimizer, even
+                    self._warned_unavailable = True  # under warnings.simplefilter("always")
+                    fused_kernels.warn_unavailable(message)
                 return None
             engine = self._fused = FusedEngine()
         return engine
@@ -383,12 +386,19 @@ count, in any group, and is counted in ``skipped_steps``; ``raise``: FloatingPoi
 naming the parameter, before anything changes."""
 
 
-def _check_implementation(owner: str, foreach: Any, fused: Any) -> dict[str, bool | None]:
+def _check_implementation(
+    owner: str, foreach: Any, fused: Any, reduce_group: Any = None
+) -> dict[str, bool | None]:
     for name, value in (("foreach", foreach), ("fused", fused)):
         if value is not None and not isinstance(value, bool):
             raise TypeError(f"{owner}: {name} must be True, False or None, got {value!r}")
     if foreach and fused:
         raise ValueError(f"{owner}: foreach=True and fused=True exclude each other; choose one")
+    if fused and reduce_group is not None:  # a cross-process sum cannot run inside a kernel
+        raise ValueError(
+            f"{owner}: fused=True cannot take reduce_group={reduce_group!r}; use foreach=True "
+            "or leave both None"
+        )
     return {"foreach": foreach, "fused": fused}
 
 
