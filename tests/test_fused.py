@@ -171,8 +171,9 @@ def test_missing_compiler_warns_and_falls_back(monkeypatch):
         p = torch.ones(3, requires_grad=True)
         opt = rt.Adam([p], lr=0.1)  # default: fused where possible
         p.grad = torch.ones(3)
-        with pytest.warns(RuntimeWarning, match="fused kernels unavailable"):
+        with pytest.warns(RuntimeWarning, match="fused kernels unavailable") as caught:
             opt.step()
+        assert caught[0].filename == __file__  # the user's line, not ravine's or torch's
         assert p.detach().lt(1).all()
         with warnings.catch_warnings(record=True) as later:  # regression: warned every step
             warnings.simplefilter("always")

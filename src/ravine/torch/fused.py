@@ -20,6 +20,7 @@ Python per tensor.
 from __future__ import annotations
 
 import ctypes
+import sys
 import warnings
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -380,5 +381,17 @@ def warn_unavailable(reason: str) -> None:
     warnings.warn(
         f"ravine: fused kernels unavailable ({reason}); using the per-tensor implementation",
         RuntimeWarning,
-        stacklevel=3,
+        stacklevel=_outside_level(),
     )
+
+
+def _outside_level() -> int:
+    """The ``stacklevel`` that points a warning raised by this module's caller at the first
+    frame outside ravine and torch (the user's ``opt.step()``, however deep the wrappers)."""
+    frame, level = sys._getframe(2), 2  # 1: warn_unavailable, 2: its caller
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").partition(".")[0] in (
+        "ravine",
+        "torch",
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
