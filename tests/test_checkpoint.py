@@ -168,26 +168,62 @@ def test_a_torch_optim_state_without_per_parameter_state_is_refused(saved):
     SGD state loaded into Adam and set lr = 0.5, and torch Adam's betas were ignored."""
     _model, opt = _trained("Adam")
     before = _snapshot(opt)
-    with pytest.raises(CheckpointError, match=r"torch.optim's hyperparameters \[.*from_torch"):
+    with pytest.raises(CheckpointError, match=r"names no optimizer and has \[.*from_torch"):
         opt.load_state_dict(saved())
     assert _same(opt.state_dict(), before)
 
 
-def test_a_state_that_names_no_optimizer_must_hold_every_hyperparameter():
-    """Regression (review): a ravine SGD state without its "ravine" entry (as some
-    distributed checkpoint tools pass it on) loaded into Adam, filling in beta, gamma, ….
-    With the entry, a hyperparameter added since the save still loads with its default
-    (test_torch_optimizer checks that)."""
-    _model, sgd = _trained("SGD")
-    stripped = {k: v for k, v in _snapshot(sgd).items() if k != "ravine"}
+def _stripped(name, steps):
+    """A ravine state without its "ravine" entry (torch.distributed.checkpoint drops it)."""
+    _model, opt = _trained(name, steps=steps)
+    return {k: v for k, v in _snapshot(opt).items() if k != "ravine"}
+
+
+@pytest.mark.parametrize(("source", "target", "says"), [
+    ("SGD", "Adam", r"lacks \['beta', 'gamma'"),
+    ("Adam", "RMSProp", r"has \['beta', 'bias_correction'\], which RMSProp does not take"),
+    ("NAG", "Momentum", r"has \['lookahead'\]"),
+])  # fmt: skip
+def test_a_state_that_names_no_optimizer_must_hold_exactly_its_hyperparameters(
+    source, target, says
+):
+    """Regression (review): a never-stepped state without its "ravine" entry said nothing
+    of where it came from; SGD's loaded into Adam (beta, gamma, … filled in), Adam's into
+    RMSProp (with Adam's gamma, 0.999)."""
+    _model, opt = _trained(target)
+    before = _snapshot(opt)
+    with pytest.raises(CheckpointError, match=says):
+        opt.load_state_dict(_stripped(source, steps=0))
+    assert _same(opt.state_dict(), before)
+
+
+def test_a_state_identified_by_its_per_parameter_state_loads_without_the_entry():
+    """torch.distributed.checkpoint drops the "ravine" entry but steps the optimizer
+    before saving: the per-parameter state's keys say which rule saved it, so a
+    hyperparameter added since still loads with its default."""
     _model, opt = _trained("Adam")
     before = _snapshot(opt)
-    with pytest.raises(CheckpointError, match=r"has no beta, .* it was not saved by a Adam"):
-        opt.load_state_dict(stripped)
+    own = _stripped("Adam", steps=3)
+    opt.load_state_dict(own)
+    assert _same({k: v for k, v in opt.state_dict().items() if k != "ravine"}, own)
+    older = copy.deepcopy(own)
+    del older["param_groups"][0]["bias_correction"]  # saved before it existed
+    opt.load_state_dict(older)
+    assert opt.param_groups[0]["bias_correction"] is True
+    with pytest.raises(CheckpointError, match=r"state of parameter 0 has keys \['step'\]"):
+        opt.load_state_dict(_stripped("SGD", steps=3))  # stepped SGD: its state says so
     assert _same(opt.state_dict(), before)
-    own = {k: v for k, v in _snapshot(opt).items() if k != "ravine"}
-    opt.load_state_dict(own)  # its own state, without the entry, still loads
-    assert _same(opt.state_dict(), before)
+
+
+def test_a_fused_state_into_an_optimizer_with_reduce_group_is_refused():
+    """Regression (review): the constructor refuses fused=True with reduce_group, but a
+    saved fused=True loaded, and the first step raised."""
+    p = torch.zeros(2, requires_grad=True)
+    saved = rt.NormalizedGD([p], fused=True).state_dict()
+    opt = rt.NormalizedGD([p], reduce_group="world")
+    with pytest.raises(CheckpointError, match="fused=True cannot take this optimizer's reduce_g"):
+        opt.load_state_dict(saved)
+    assert opt.param_groups[0]["fused"] is None
 
 
 def test_fuzzed_state_dicts_never_half_load():

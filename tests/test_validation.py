@@ -96,6 +96,18 @@ def test_a_tensor_hyperparameter_is_refused_with_the_way_out():
     )
 
 
+def test_a_torch_optim_name_in_a_param_group_is_refused():
+    # torch.optim keeps any key in a group; this one would be ignored (beta is ravine's)
+    p, q = torch.zeros(1, requires_grad=True), torch.zeros(1, requires_grad=True)
+    with pytest.raises(TypeError, match=r"key\(s\) \['momentum'\] are torch.optim's names.*beta"):
+        rt.Momentum([{"params": [p]}, {"params": [q], "momentum": 0.9}], lr=0.1)
+    opt = rt.Adam([p])
+    with pytest.raises(TypeError, match=r"\['amsgrad', 'betas'\]"):
+        opt.add_param_group({"params": [q], "betas": (0.9, 0.99), "amsgrad": False})
+    opt.add_param_group({"params": [q], "initial_lr": 0.1, "note": "any other key"})
+    assert len(opt.param_groups) == 2
+
+
 def test_non_floating_params_rejected():
     with pytest.raises(TypeError, match="floating-point.*torch.int64"):
         rt.SGD([torch.zeros(2, dtype=torch.long)])

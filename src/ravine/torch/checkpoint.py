@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import torch
 
-from ..rules import Spec
+from ..rules import SPECS, Spec
 from . import engines
 
 
@@ -48,8 +48,12 @@ TORCH_GROUP_KEYS = frozenset(
     {"momentum", "dampening", "nesterov", "betas", "amsgrad", "alpha", "centered", "rho",
      "lr_decay", "initial_accumulator_value", "momentum_decay"}
 )  # fmt: skip
-"""Hyperparameters of torch.optim's param groups; those a ravine rule lacks mark a torch state.
-(Not ``differentiable``: torch's base class adds it to any optimizer's groups.)"""
+"""Hyperparameters of torch.optim's param groups (not ``differentiable``: torch's base class
+adds it to any optimizer's groups, ravine's included)."""
+
+HYPERPARAMETERS = TORCH_GROUP_KEYS | {name for spec in SPECS for name in spec.defaults}
+"""Every hyperparameter name of torch.optim's and ravine's optimizers: in a state that does
+not say which optimizer saved it, one the rule lacks shows it came from another."""
 
 
 class CheckpointError(ValueError):
@@ -78,7 +82,13 @@ def check(optimizer: Optimizer, state_dict: Any) -> None:
                 f"{name}: this is the state of a {meta.get('optimizer')!r} optimizer; load it "
                 "into that ravine.torch optimizer"
             )
-    params = _check_groups(optimizer, state_dict["param_groups"], named=meta is not None)
+    # what identifies the saving optimizer: the entry, or per-parameter state (whose keys
+    # are checked below); torch.distributed.checkpoint drops the entry, but steps first
+    saved_state = state_dict["state"]
+    stepped = isinstance(saved_state, Mapping) and any(
+        isinstance(entry, Mapping) and entry for entry in saved_state.values()
+    )
+    params = _check_groups(optimizer, state_dict["param_groups"], meta is not None or stepped)
     _check_state(optimizer, state_dict["state"], params)
 
 
@@ -87,11 +97,14 @@ def _is(value: Any, kind: type, expected: Any) -> bool:
     return type(value) is kind and value == expected
 
 
-def _check_groups(optimizer: Optimizer, saved: Any, named: bool) -> dict[int | str, torch.Tensor]:
+def _check_groups(
+    optimizer: Optimizer, saved: Any, identified: bool
+) -> dict[int | str, torch.Tensor]:
     """Check the saved groups; return their parameter ids mapped to this optimizer's
-    tensors (the mapping torch's ``load_state_dict`` will use). ``named``: the state names
-    its optimizer (the ``"ravine"`` entry), so a hyperparameter it lacks is one added since
-    it was saved (it loads with its default); otherwise every one must be there."""
+    tensors (the mapping torch's ``load_state_dict`` will use). ``identified``: the state
+    says which optimizer saved it (the ``"ravine"`` entry, or per-parameter state), so a
+    hyperparameter it lacks is one added since (it loads with its default). Otherwise the
+    groups are all there is: they must hold exactly the rule's hyperparameters."""
     name, groups = optimizer.spec.name, optimizer.param_groups
     if not isinstance(saved, list) or not all(isinstance(g, Mapping) for g in saved):
         raise CheckpointError(f"{name}: 'param_groups' must be a list of dicts")
@@ -127,18 +140,16 @@ def _check_groups(optimizer: Optimizer, saved: Any, named: bool) -> dict[int | s
                 f"{where} was saved for parameters {names_saved} but the optimizer holds "
                 f"{list(names_now)}; the order or the model changed"
             )
-        foreign = sorted(old.keys() & (TORCH_GROUP_KEYS - optimizer.spec.defaults.keys()))
-        if foreign:
-            raise CheckpointError(
-                f"{where} has torch.optim's hyperparameters {foreign}: load it into the "
-                "torch.optim optimizer it came from, then convert with "
-                "ravine.torch.from_torch(that_optimizer)"
-            )
+        foreign = sorted(old.keys() & (HYPERPARAMETERS - optimizer.spec.defaults.keys()))
         missing = [k for k in optimizer.spec.defaults if k not in old]
-        if missing and not named:
+        if not identified and (foreign or missing):
             raise CheckpointError(
-                f"{where} has no {', '.join(missing)} and no 'ravine' entry naming its "
-                f"optimizer: it was not saved by a {name}"
+                f"{where} names no optimizer and "
+                + (f"has {foreign}, which {name} does not take" if foreign else "")
+                + (" and " if foreign and missing else "")
+                + (f"lacks {missing}" if missing else "")
+                + ": another optimizer saved it (a torch.optim state converts with "
+                "ravine.torch.from_torch(that_optimizer))"
             )
         for flag in ("foreach", "fused"):
             if type(old.get(flag)) not in (type(None), bool):
@@ -148,6 +159,12 @@ def _check_groups(optimizer: Optimizer, saved: Any, named: bool) -> dict[int | s
         if old.get("foreach") and old.get("fused"):  # as the constructor refuses them
             raise CheckpointError(
                 f"{where}: foreach=True and fused=True exclude each other; set one to None"
+            )
+        reduce_group = getattr(optimizer, "reduce_group", None)
+        if old.get("fused") and reduce_group is not None:
+            raise CheckpointError(
+                f"{where}: fused=True cannot take this optimizer's reduce_group="
+                f"{reduce_group!r}; set fused to None in the state, or build it without one"
             )
         try:
             optimizer.spec.validate({k: v for k, v in old.items() if k in optimizer.spec.checks})

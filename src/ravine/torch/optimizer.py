@@ -54,18 +54,29 @@ class Optimizer(torch.optim.Optimizer):
         self.skipped_steps = 0
         """Steps skipped under ``nonfinite="skip"``."""
         self._step_spec = _with_reduction(self.spec, reduce_group)
+        self.reduce_group = reduce_group
+        """The process group the cross-tensor reduction also sums over (None: this process)."""
         super().__init__(params, defaults)
         self.state: TrackedState = TrackedState(self.state)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group; its own hyperparameters are validated like the constructor's."""
+        torch_names = sorted(
+            param_group.keys() & checkpoint.TORCH_GROUP_KEYS - self.spec.defaults.keys()
+        )
+        if torch_names:  # torch.optim accepts any key; this one would be ignored
+            raise TypeError(
+                f"{self.spec.name}: param group key(s) {torch_names} are torch.optim's names, "
+                f"which {self.spec.name} does not take; its hyperparameters: "
+                f"{', '.join(self.spec.defaults)}"
+            )
         overrides = {k: v for k, v in param_group.items() if k in self.spec.checks}
         param_group.update(self.spec.validate(overrides))
         _check_implementation(
             self.spec.name,
             param_group.get("foreach", self.defaults["foreach"]),
             param_group.get("fused", self.defaults["fused"]),
-            None if self._step_spec is self.spec else "the optimizer's reduce_group",
+            self.reduce_group,
         )
         super().add_param_group(param_group)  # warns about duplicates, refuses overlaps
         group = self.param_groups[-1]
@@ -91,6 +102,7 @@ class Optimizer(torch.optim.Optimizer):
         self.skipped_steps = state.pop("skipped_steps", getattr(self, "skipped_steps", 0))
         # a process group does not pickle: a copy reduces over its own process only
         self.__dict__.setdefault("_step_spec", self.spec)
+        self.__dict__.setdefault("reduce_group", None)
         super().__setstate__(state)
         self.state = TrackedState(self.state)
         for group in self.param_groups:
