@@ -140,39 +140,45 @@ def _check_groups(
                 f"{where} was saved for parameters {names_saved} but the optimizer holds "
                 f"{list(names_now)}; the order or the model changed"
             )
-        foreign = sorted(old.keys() & (HYPERPARAMETERS - optimizer.spec.defaults.keys()))
-        missing = [k for k in optimizer.spec.defaults if k not in old]
-        if not identified and (foreign or missing):
-            raise CheckpointError(
-                f"{where} names no optimizer and "
-                + (f"has {foreign}, which {name} does not take" if foreign else "")
-                + (" and " if foreign and missing else "")
-                + (f"lacks {missing}" if missing else "")
-                + ": another optimizer saved it (a torch.optim state converts with "
-                "ravine.torch.from_torch(that_optimizer))"
-            )
-        for flag in ("foreach", "fused"):
-            if type(old.get(flag)) not in (type(None), bool):
-                raise CheckpointError(
-                    f"{where}: {flag} must be True, False or None, got {old.get(flag)!r}"
-                )
-        if old.get("foreach") and old.get("fused"):  # as the constructor refuses them
-            raise CheckpointError(
-                f"{where}: foreach=True and fused=True exclude each other; set one to None"
-            )
-        reduce_group = getattr(optimizer, "reduce_group", None)
-        if old.get("fused") and reduce_group is not None:
-            raise CheckpointError(
-                f"{where}: fused=True cannot take this optimizer's reduce_group="
-                f"{reduce_group!r}; set fused to None in the state, or build it without one"
-            )
-        try:
-            optimizer.spec.validate({k: v for k, v in old.items() if k in optimizer.spec.checks})
-        except (TypeError, ValueError) as error:
-            raise CheckpointError(f"{where}: {error}") from error
+        _check_hyperparameters(optimizer, old, where, identified)
     if len(ids) != sum(len(g["params"]) for g in groups):
         raise CheckpointError(f"{name}: the state's parameter ids repeat")
     return ids
+
+
+def _check_hyperparameters(
+    optimizer: Optimizer, old: Mapping[str, Any], where: str, identified: bool
+) -> None:
+    """One saved group's hyperparameters and implementation flags (see _check_groups)."""
+    spec = optimizer.spec
+    foreign = sorted(old.keys() & (HYPERPARAMETERS - spec.defaults.keys()))
+    missing = [k for k in spec.defaults if k not in old]
+    if not identified and (foreign or missing):
+        problems = [f"has {foreign}, which {spec.name} does not take"] if foreign else []
+        problems += [f"lacks {missing}"] if missing else []
+        raise CheckpointError(
+            f"{where} names no optimizer and {' and '.join(problems)}: another optimizer "
+            "saved it (a torch.optim state converts with ravine.torch.from_torch(that_optimizer))"
+        )
+    for flag in ("foreach", "fused"):
+        if type(old.get(flag)) not in (type(None), bool):
+            raise CheckpointError(
+                f"{where}: {flag} must be True, False or None, got {old.get(flag)!r}"
+            )
+    if old.get("foreach") and old.get("fused"):  # as the constructor refuses them
+        raise CheckpointError(
+            f"{where}: foreach=True and fused=True exclude each other; set one to None"
+        )
+    reduce_group = getattr(optimizer, "reduce_group", None)
+    if old.get("fused") and reduce_group is not None:
+        raise CheckpointError(
+            f"{where}: fused=True cannot take this optimizer's reduce_group={reduce_group!r}; "
+            "set fused to None in the state, or build it without one"
+        )
+    try:
+        spec.validate({k: v for k, v in old.items() if k in spec.checks})
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{where}: {error}") from error
 
 
 def _check_state(optimizer: Optimizer, saved: Any, params: dict[int | str, torch.Tensor]) -> None:
