@@ -445,3 +445,24 @@ def test_every_way_of_changing_a_parameters_state_is_noticed():
         before = a.state.version
         change()
         assert a.state.version != before
+
+
+def test_a_removed_param_group_is_not_kept_alive_by_its_plan():
+    """Regression: each group's cached plan holds its tensors; after ``del
+    opt.param_groups[i]`` the removed parameters (and their state) stayed in memory."""
+    import gc
+    import weakref
+
+    kept, removed = torch.zeros(4, requires_grad=True), torch.zeros(4, requires_grad=True)
+    opt = rt.Adam([{"params": [kept]}, {"params": [removed]}], lr=0.1, fused=True)
+    kept.grad, removed.grad = torch.ones(4), torch.ones(4)
+    opt.step()
+    gone = weakref.ref(removed)
+    del opt.param_groups[1]
+    opt.state.pop(removed)
+    del removed
+    kept.grad = torch.ones(4)
+    opt.step()
+    gc.collect()
+    assert gone() is None
+    assert opt.state[kept]["step"] == 2

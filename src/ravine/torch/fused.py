@@ -192,6 +192,16 @@ class FusedEngine:
         program_key = (trace.static_key(spec, hp), spec.scalar_state)
         return plan if _still_valid(plan, program_key, version, params, None) else None
 
+    def retain(self, live: set[int]) -> None:
+        """Keep only the plans whose parameters are all among ``live`` (ids): a plan holds
+        its tensors, so a removed group's would otherwise stay in memory. (The ids are safe
+        to compare: while a plan holds a parameter, no other tensor can take its id.)"""
+        self._plans = {
+            key: plan
+            for key, plan in self._plans.items()
+            if all(id(p) in live for p in plan.params)
+        }
+
     def run(self, plan: _Plan, hp: Mapping[str, Any]) -> None:
         """Step the plan's batches (after :meth:`ready`, or within :meth:`__call__`)."""
         if plan.program is not None and plan.batches:

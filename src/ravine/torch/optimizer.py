@@ -203,6 +203,8 @@ class Optimizer(torch.optim.Optimizer):
         all groups, so a group that fails a check still fails before anything changes.
         """
         engine: FusedEngine | None = getattr(self, "_fused", None)
+        if engine is not None:
+            self._forget_removed_groups(engine)
         version = getattr(self.state, "version", None)  # None: opt.state replaced by hand
         if engine is None or version is None or self.nonfinite != "ignore":
             return {}  # (a nonfinite policy reads every gradient anyway)
@@ -216,6 +218,15 @@ class Optimizer(torch.optim.Optimizer):
                 if plan is not None:
                     planned[i] = plan
         return planned
+
+    def _forget_removed_groups(self, engine: FusedEngine) -> None:
+        """Drop the plans (and the tensors they hold) of parameters no group lists any more
+        (``del opt.param_groups[i]``, a replaced or shortened ``params`` list); checked
+        when the groups' lists change, which costs O(groups) per step."""
+        layout = tuple((id(g["params"]), len(g["params"])) for g in self.param_groups)
+        if layout != self.__dict__.get("_group_layout"):
+            self._group_layout = layout
+            engine.retain({id(p) for g in self.param_groups for p in g["params"]})
 
     def _all_finite(self, work: list[tuple[dict[str, Any], list[Any], list[Any]]]) -> bool:
         """Whether every gradient is finite; under "raise", name the first that is not."""
