@@ -361,6 +361,26 @@ def test_parameter_transposed_in_place_is_noticed(name):
     _assert_same(pa, pb)
 
 
+@pytest.mark.parametrize("name", ["SGD", "Adam"])
+def test_parameters_swapped_with_swap_tensors_are_noticed(name):
+    """``torch.utils.swap_tensors`` (load_state_dict(assign=True), swap-on-conversion
+    module.to) gives a Python parameter another TensorImpl: the walk must follow it, so
+    the step writes the new memory and never the old one (now another tensor's)."""
+    (pa, a), (pb, b) = _square_pair(name)
+    old = []
+    for step in range(5):
+        if step == 2:
+            for p in (*pa, *pb):
+                fresh = p.detach().clone().requires_grad_()
+                torch.utils.swap_tensors(p, fresh)  # p now holds the clone's memory
+                old.append((fresh, fresh.detach().clone()))
+        _step(pa, a, step)
+        _step(pb, b, step)
+    _assert_same(pa, pb)
+    for tensor, values in old:
+        assert torch.equal(tensor.detach(), values)  # the swapped-out memory is untouched
+
+
 @pytest.mark.parametrize("name", ["Momentum", "Adam"])
 def test_state_tensor_replaced_through_data_is_noticed(name):
     """Regression (review): ``opt.state[p]["m"].data = …`` is no dict write, so the state's
