@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from numbers import Real
 from pathlib import Path
 from typing import Any, Protocol
@@ -52,8 +52,14 @@ TORCH_GROUP_KEYS = frozenset(
 adds it to any optimizer's groups, ravine's included)."""
 
 HYPERPARAMETERS = TORCH_GROUP_KEYS | {name for spec in SPECS for name in spec.defaults}
-"""Every hyperparameter name of torch.optim's and ravine's optimizers: in a state that does
-not say which optimizer saved it, one the rule lacks shows it came from another."""
+"""Every hyperparameter name of torch.optim's and ravine's optimizers."""
+
+
+def foreign_hyperparameters(spec: Spec, keys: Iterable[str]) -> list[str]:
+    """The names among ``keys`` that are another optimizer's hyperparameters (torch.optim's
+    or another ravine rule's) and not ``spec``'s: a group holding them would be ignored,
+    and a saved group holding them was saved by another optimizer."""
+    return sorted(set(keys) & (HYPERPARAMETERS - spec.defaults.keys()))
 
 
 class CheckpointError(ValueError):
@@ -101,10 +107,11 @@ def _check_groups(
     optimizer: Optimizer, saved: Any, identified: bool
 ) -> dict[int | str, torch.Tensor]:
     """Check the saved groups; return their parameter ids mapped to this optimizer's
-    tensors (the mapping torch's ``load_state_dict`` will use). ``identified``: the state
-    says which optimizer saved it (the ``"ravine"`` entry, or per-parameter state), so a
-    hyperparameter it lacks is one added since (it loads with its default). Otherwise the
-    groups are all there is: they must hold exactly the rule's hyperparameters."""
+    tensors (the mapping torch's ``load_state_dict`` will use). No group may hold another
+    optimizer's hyperparameter (it would be ignored). ``identified``: the state says which
+    optimizer saved it (the ``"ravine"`` entry, or per-parameter state), so a
+    hyperparameter it lacks is one added since (it loads with its default); otherwise the
+    groups are all there is, and they must hold every one of the rule's."""
     name, groups = optimizer.spec.name, optimizer.param_groups
     if not isinstance(saved, list) or not all(isinstance(g, Mapping) for g in saved):
         raise CheckpointError(f"{name}: 'param_groups' must be a list of dicts")
@@ -151,30 +158,22 @@ def _check_hyperparameters(
 ) -> None:
     """One saved group's hyperparameters and implementation flags (see _check_groups)."""
     spec = optimizer.spec
-    foreign = sorted(old.keys() & (HYPERPARAMETERS - spec.defaults.keys()))
-    missing = [k for k in spec.defaults if k not in old]
-    if not identified and (foreign or missing):
+    foreign = foreign_hyperparameters(spec, old.keys())
+    missing = [] if identified else [k for k in spec.defaults if k not in old]
+    if foreign or missing:
         problems = [f"has {foreign}, which {spec.name} does not take"] if foreign else []
         problems += [f"lacks {missing}"] if missing else []
         raise CheckpointError(
-            f"{where} names no optimizer and {' and '.join(problems)}: another optimizer "
-            "saved it (a torch.optim state converts with ravine.torch.from_torch(that_optimizer))"
+            f"{where} {'' if identified else 'names no optimizer and '}"
+            f"{' and '.join(problems)}: another optimizer saved it (a torch.optim state "
+            "converts with ravine.torch.from_torch(that_optimizer))"
         )
-    for flag in ("foreach", "fused"):
-        if type(old.get(flag)) not in (type(None), bool):
-            raise CheckpointError(
-                f"{where}: {flag} must be True, False or None, got {old.get(flag)!r}"
-            )
-    if old.get("foreach") and old.get("fused"):  # as the constructor refuses them
-        raise CheckpointError(
-            f"{where}: foreach=True and fused=True exclude each other; set one to None"
+    try:  # as the constructor checks them
+        engines.check_implementation(
+            where, old.get("foreach"), old.get("fused"), getattr(optimizer, "reduce_group", None)
         )
-    reduce_group = getattr(optimizer, "reduce_group", None)
-    if old.get("fused") and reduce_group is not None:
-        raise CheckpointError(
-            f"{where}: fused=True cannot take this optimizer's reduce_group={reduce_group!r}; "
-            "set fused to None in the state, or build it without one"
-        )
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(str(error)) from error
     try:
         spec.validate({k: v for k, v in old.items() if k in spec.checks})
     except (TypeError, ValueError) as error:

@@ -37,6 +37,24 @@ Engine = Callable[
 ]
 
 
+def check_implementation(
+    owner: str, foreach: Any, fused: Any, reduce_group: Any = None
+) -> dict[str, bool | None]:
+    """The ``foreach``/``fused`` choice, checked where it is made (constructor,
+    ``add_param_group``) and where it is loaded (a checkpoint's groups)."""
+    for name, value in (("foreach", foreach), ("fused", fused)):
+        if value is not None and not isinstance(value, bool):
+            raise TypeError(f"{owner}: {name} must be True, False or None, got {value!r}")
+    if foreach and fused:
+        raise ValueError(f"{owner}: foreach=True and fused=True exclude each other; choose one")
+    if fused and reduce_group is not None:  # a cross-process sum cannot run inside a kernel
+        raise ValueError(
+            f"{owner}: fused=True cannot take reduce_group={reduce_group!r}; use foreach=True "
+            "or leave both None"
+        )
+    return {"foreach": foreach, "fused": fused}
+
+
 def is_wrapper(x: Any) -> bool:
     """A tensor subclass (or such a tensor) that wraps others — DTensor and friends: no
     storage of its own, ``data_ptr() == 0``, nothing a kernel may stream."""

@@ -43,7 +43,7 @@ class Optimizer(torch.optim.Optimizer):
     ) -> None:
         given = {**hparams, **({} if lr is None else {"lr": lr})}
         defaults: dict[str, Any] = self.spec.validate({**self.spec.defaults, **given})
-        defaults.update(_check_implementation(self.spec.name, foreach, fused, reduce_group))
+        defaults.update(engines.check_implementation(self.spec.name, foreach, fused, reduce_group))
         if nonfinite not in NONFINITE_POLICIES:
             raise ValueError(
                 f"{self.spec.name}: invalid nonfinite={nonfinite!r}; valid: "
@@ -61,18 +61,16 @@ class Optimizer(torch.optim.Optimizer):
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group; its own hyperparameters are validated like the constructor's."""
-        torch_names = sorted(
-            param_group.keys() & checkpoint.TORCH_GROUP_KEYS - self.spec.defaults.keys()
-        )
-        if torch_names:  # torch.optim accepts any key; this one would be ignored
+        foreign = checkpoint.foreign_hyperparameters(self.spec, param_group)
+        if foreign:  # torch.optim accepts any key; these would be ignored
             raise TypeError(
-                f"{self.spec.name}: param group key(s) {torch_names} are torch.optim's names, "
-                f"which {self.spec.name} does not take; its hyperparameters: "
-                f"{', '.join(self.spec.defaults)}"
+                f"{self.spec.name}: param group key(s) {foreign} are torch.optim's names or "
+                f"another ravine optimizer's, which {self.spec.name} does not take; its "
+                f"hyperparameters: {', '.join(self.spec.defaults)}"
             )
         overrides = {k: v for k, v in param_group.items() if k in self.spec.checks}
         param_group.update(self.spec.validate(overrides))
-        _check_implementation(
+        engines.check_implementation(
             self.spec.name,
             param_group.get("foreach", self.defaults["foreach"]),
             param_group.get("fused", self.defaults["fused"]),
@@ -407,22 +405,6 @@ NONFINITE_POLICIES = ("ignore", "skip", "raise")
 ``skip``: a step whose gradients hold any NaN/Inf changes no parameter, no state and no step
 count, in any group, and is counted in ``skipped_steps``; ``raise``: FloatingPointError
 naming the parameter, before anything changes."""
-
-
-def _check_implementation(
-    owner: str, foreach: Any, fused: Any, reduce_group: Any = None
-) -> dict[str, bool | None]:
-    for name, value in (("foreach", foreach), ("fused", fused)):
-        if value is not None and not isinstance(value, bool):
-            raise TypeError(f"{owner}: {name} must be True, False or None, got {value!r}")
-    if foreach and fused:
-        raise ValueError(f"{owner}: foreach=True and fused=True exclude each other; choose one")
-    if fused and reduce_group is not None:  # a cross-process sum cannot run inside a kernel
-        raise ValueError(
-            f"{owner}: fused=True cannot take reduce_group={reduce_group!r}; use foreach=True "
-            "or leave both None"
-        )
-    return {"foreach": foreach, "fused": fused}
 
 
 def _resolve_foreach(foreach: bool | None, params: list[torch.Tensor]) -> bool:
