@@ -59,6 +59,8 @@ def _damage(kind, batch):
         p.data = p.data.t()
     elif kind == "smaller at the same address":  # as malloc may hand the block back
         p.data = p.data.flatten()[:10]
+        p.grad = torch.randn(10, dtype=p.dtype)  # as the next backward gives: only the size
+        # check can refuse it (the kernel would write the planned 12 elements into 10)
     elif kind == "gradient of another shape":
         p.grad.data = torch.randn(10)
     elif kind == "gradient of another dtype":

@@ -55,13 +55,19 @@ def compiler() -> tuple[str, str]:
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not cc:
         raise CompilerUnavailableError("no C compiler found (set CC, or install gcc)")
+    return cc, _fingerprint(cc)
+
+
+@cache
+def _fingerprint(command: str) -> str:
+    """A compiler's ``--version`` and this CPU's flags: part of every cache key."""
     try:
         version = subprocess.run(
-            [cc, "--version"], capture_output=True, text=True, timeout=30, check=True
+            [command, "--version"], capture_output=True, text=True, timeout=30, check=True
         ).stdout
     except (OSError, subprocess.SubprocessError) as error:
-        raise CompilerUnavailableError(f"{cc} does not run: {error}") from error
-    return cc, version + _cpu_flags()
+        raise CompilerUnavailableError(f"{command} does not run: {error}") from error
+    return version + _cpu_flags()
 
 
 def _cpu_flags() -> str:
@@ -117,8 +123,7 @@ def python_module_path(name: str, source: str, args: list[str]) -> Path:
     suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
     include = sysconfig.get_paths()["include"]
     flags = ["-O2", "-std=c++17", "-fPIC", "-shared", "-w", f"-I{include}", *args]
-    _, fingerprint = compiler()
-    parts = [source, cxx, *flags, fingerprint, suffix, sys.version]
+    parts = [source, cxx, *flags, _fingerprint(cxx), suffix, sys.version]
     key = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
     with _module_lock:  # not _lock: a module builds in the background while kernels load
         directory = cache_dir() / "modules"

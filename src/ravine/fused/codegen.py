@@ -94,7 +94,7 @@ class _Emitter:
         """The kernel scalars (and reciprocals) as compute-type constants, per tensor."""
         ctype, count = self.ctype, len(self.scalars)
         lines = [f"const {ctype} s{i} = ({ctype})sc[{i}];" for i in range(count)]
-        # in double, then rounded once: x * r{i} is within an ulp of x / s{i}
+        # in double, then rounded once: x * r{i} is within two ulps of x / s{i} (measured)
         return lines + [
             f"const {ctype} r{i} = ({ctype})(1.0 / sc[{i}]);" for i in sorted(self.reciprocals)
         ]

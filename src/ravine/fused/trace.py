@@ -314,23 +314,12 @@ def evaluate(node: Sym, env: Mapping[str, float], cache: dict[int, float] | None
     return value
 
 
-_SCALAR_TEMPLATES = {
-    "add": "{} + {}",
-    "sub": "{} - {}",
-    "mul": "{} * {}",
-    "div": "{} / {}",
-    "pow": "{} ** {}",
-    "neg": "-{}",
-    "sqrt": "sqrt({})",
-    "floor": "floor({}, {})",
-}
-
-
 def compile_scalars(nodes: list[Sym]) -> Callable[[Mapping[str, float]], list[float]]:
     """:func:`evaluate` for several nodes at once, as one straight-line Python function.
 
-    The same Python operations in the same order (so the same values, bit for bit), without
-    walking the graph: the fused step evaluates its scalars every step.
+    The same operations (:data:`_SCALAR_OPS`) in the same order, so the same values bit for
+    bit, without walking the graph: the fused step evaluates its scalars every step.
+    :func:`evaluate` stays as the reference it is tested against.
     """
     names: dict[int, str] = {}
     lines: list[str] = []
@@ -347,18 +336,14 @@ def compile_scalars(nodes: list[Sym]) -> Callable[[Mapping[str, float]], list[fl
             elif node.op == "sum_squares":
                 text = f"float(env['reduction:{key}'])"
             else:
-                text = _SCALAR_TEMPLATES[node.op].format(*(name(a) for a in node.args))
+                text = f"ops[{node.op!r}]({', '.join(name(a) for a in node.args)})"
             names[key] = f"v{len(lines)}"
             lines.append(f"    {names[key]} = {text}")
         return names[key]
 
     results = [name(node) for node in nodes]
     source = "def scalars(env):\n" + "\n".join(lines) + f"\n    return [{', '.join(results)}]\n"
-    namespace: dict[str, Any] = {
-        "sqrt": _SCALAR_OPS["sqrt"],
-        "floor": _SCALAR_OPS["floor"],
-        "consts": consts,
-    }
+    namespace: dict[str, Any] = {"ops": _SCALAR_OPS, "consts": consts}
     exec(compile(source, "<ravine scalars>", "exec"), namespace)
     function: Callable[[Mapping[str, float]], list[float]] = namespace["scalars"]
     return function

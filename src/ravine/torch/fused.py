@@ -158,9 +158,8 @@ class FusedEngine:
         states: Sequence[engines.State],
         hp: Mapping[str, Any],
     ) -> None:
-        program_key = (trace.static_key(spec, hp), spec.scalar_state)
+        plan, program_key = self._cached(spec, params, hp)
         version = getattr(states, "version", None)  # None: not a TrackedState, plan anew
-        plan = self._plans.get(id(params[0])) if params else None
         if plan is None or not _still_valid(plan, program_key, version, params, grads):
             plan = self._plan(spec, hp, program_key, params, grads, list(states))
             plan.version = getattr(states, "version", None)  # after any state was created
@@ -186,11 +185,18 @@ class FusedEngine:
         This is the common step — every parameter has its gradient, nothing changed — and
         it costs no Python per tensor once the C++ walker is built (see :mod:`.walk`).
         """
-        plan = self._plans.get(id(params[0])) if params else None
+        plan, program_key = self._cached(spec, params, hp)
         if plan is None or plan.eager:
             return None
-        program_key = (trace.static_key(spec, hp), spec.scalar_state)
         return plan if _still_valid(plan, program_key, version, params, None) else None
+
+    def _cached(
+        self, spec: Spec, params: Sequence[torch.Tensor], hp: Mapping[str, Any]
+    ) -> tuple[_Plan | None, tuple[Any, ...]]:
+        """The plan cached for this parameter list (one per group, keyed by its first
+        parameter), if any, and the program key it must match."""
+        plan = self._plans.get(id(params[0])) if params else None
+        return plan, (trace.static_key(spec, hp), spec.scalar_state)
 
     def retain(self, live: set[int]) -> None:
         """Keep only the plans whose parameters are all among ``live`` (ids): a plan holds
@@ -359,32 +365,23 @@ def _still_valid(
 
 
 def _fits(p: torch.Tensor, g: torch.Tensor, state: engines.State, spec: Spec) -> bool:
-    """Whether the kernel can stream this parameter: dense, contiguous, same dtype, CPU,
-    and plain tensors: a wrapper subclass such as DTensor reports ``data_ptr() == 0``, which
-    the kernel would write through (the optimizer passes DTensors' local shards instead)."""
-    if g.layout is not torch.strided or p.device.type != "cpu" or g.dtype != p.dtype:
-        return False
-    if g.shape != p.shape:  # p.grad.data = … and p.data = … bypass torch's own check
-        return False
-    if engines.is_wrapper(p) or engines.is_wrapper(g):
-        return False
+    """Whether the kernel can stream this parameter: it, its gradient and its state tensors
+    hold exactly their values in plain CPU memory (:func:`.walk.plain`, the predicate the
+    per-step walk applies too), the gradient has the parameter's shape and dtype, the state
+    the parameter's size and storage dtype. (A wrapper such as DTensor reports
+    ``data_ptr() == 0``, which the kernel would write through: the optimizer passes
+    DTensors' local shards instead.)"""
     view = engines.real_view(p)  # complex parameters stream as pairs of reals
-    if view.dtype not in _STORAGE or not (p.is_contiguous() and g.is_contiguous()):
+    if view.dtype not in _STORAGE or g.shape != p.shape:  # p.grad.data = … skips torch's check
         return False
-    if g.is_conj() or g.is_neg() or p.is_neg():  # memory holds other values than they show
+    if not (walk.plain((p,), p.dtype) and walk.plain((g,), p.dtype)):
         return False
-    for name in spec.state_fields:
-        value = state[name]
-        if isinstance(value, torch.Tensor) and (
-            engines.is_wrapper(value)
-            or value.is_neg()
-            or value.numel() != view.numel()
-            or not (
-                value.is_contiguous() and value.dtype == view.dtype and value.device == p.device
-            )
-        ):
-            return False
-    return True
+    arrays = [state[name] for name in spec.state_fields if name not in spec.scalar_state]
+    return (
+        all(isinstance(value, torch.Tensor) for value in arrays)
+        and walk.plain(arrays, view.dtype)
+        and all(value.numel() == view.numel() for value in arrays)
+    )
 
 
 def warn_unavailable(reason: str) -> None:

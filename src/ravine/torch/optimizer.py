@@ -206,8 +206,6 @@ class Optimizer(torch.optim.Optimizer):
         version = getattr(self.state, "version", None)  # None: opt.state replaced by hand
         if engine is None or version is None or self.nonfinite != "ignore":
             return {}  # (a nonfinite policy reads every gradient anyway)
-        if self._step_spec is not self.spec:
-            return {}
         planned = {}
         for i, (group, hp) in enumerate(zip(self.param_groups, checked, strict=True)):
             params = group["params"]
@@ -256,10 +254,8 @@ class Optimizer(torch.optim.Optimizer):
         """The implementation for this group: fused, batched (foreach) or per-tensor."""
         foreach, fused = group["foreach"], group["fused"]
         if self._step_spec is not self.spec:  # a cross-process reduction: not in a kernel
-            if fused:
-                raise ValueError(
-                    f"{self.spec.name}: fused=True cannot take reduce_group; use foreach"
-                )
+            # (again here: a group's fused may be rewritten after construction)
+            engines.check_implementation(self.spec.name, foreach, fused, self.reduce_group)
             return engines.ENGINES[_resolve_foreach(foreach, params)]
         on_cpu = self._all_on_cpu(params) if fused or (fused is None and foreach is None) else False
         if fused or (fused is None and foreach is None and on_cpu):
