@@ -36,9 +36,9 @@ from typing import Any
 import torch
 
 import ravine.torch as rt
-from ravine.fused import trace
+from ravine.codegen import trace
 from ravine.rules import BY_NAME
-from ravine.torch import walk
+from ravine.torch.engines import walk
 
 TORCH_TWINS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any], dict[str, Any]]] = {
     # ravine name: (torch class, torch kwargs, ravine kwargs that take the same steps)
@@ -200,7 +200,7 @@ def triad(elements: int, arrays: int, device: str) -> tuple[Callable[[], Any], i
         return (lambda: a.add_(b, alpha=1e-7)), moved
     import ctypes
 
-    from ravine.fused import build
+    from ravine.codegen import native as build
 
     kernel = build.load(_TRIAD).triad
     kernel.argtypes = [

@@ -52,7 +52,7 @@ def run_quick_experiment(tmp_path_factory, name: str) -> dict:
 def walker(request, monkeypatch):
     """Run a test under each implementation of the fused engine's per-step walk (see
     ravine.torch.walk): the Python twin and the C++ module, which must mean the same."""
-    from ravine.torch import walk
+    from ravine.torch.engines import walk
 
     built = walk.wait(timeout=300)  # so that no build finishes mid-test and switches over
     if request.param == "c++":

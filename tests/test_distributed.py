@@ -161,7 +161,7 @@ def _fsdp(rank: int, world: int, out: Path) -> dict[str, Any]:
     # but count each as a fallback to the per-tensor rule, so the step equals that rule
     # called directly (a kernel write through address 0 would crash or change the numbers)
     from ravine.torch import engines
-    from ravine.torch.fused import FusedEngine
+    from ravine.torch.engines.cpu_fused import FusedEngine
 
     model = _model()
     fully_shard(model)
@@ -172,7 +172,7 @@ def _fsdp(rank: int, world: int, out: Path) -> dict[str, Any]:
     states = [opt.state[p] for p in params]
     expected = [p.detach().clone() for p in params]
     copies = [{k: v.clone() if torch.is_tensor(v) else v for k, v in s.items()} for s in states]
-    engines.per_tensor(opt.spec, expected, grads, copies, opt.defaults)
+    engines.ENGINES["per_tensor"](opt.spec, expected, grads, copies, opt.defaults)
     fused = FusedEngine()
     with torch.no_grad():
         fused(opt.spec, params, grads, states, opt.defaults)

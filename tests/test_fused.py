@@ -16,7 +16,7 @@ import torch
 
 import ravine.torch as rt
 from conftest import IMPLEMENTATIONS, TOLERANCE, rel_err
-from ravine.fused import build
+from ravine.codegen import native as build
 from ravine.rules import SPECS
 
 pytestmark = pytest.mark.usefixtures("walker")  # each test under both walks
@@ -220,7 +220,7 @@ def test_kernels_are_cached_on_disk_across_processes(tmp_path):
 def test_plan_is_reused_between_steps(name, monkeypatch):
     """After the first step (which creates the state) no step re-plans: the per-step cost
     is the checks, not a rebuild."""
-    from ravine.torch import fused
+    from ravine.torch.engines import cpu_fused as fused
 
     params = _params()
     opt = rt.OPTIMIZERS[name](params, lr=0.05, fused=True)
@@ -307,7 +307,8 @@ def test_compiled_scalars_equal_the_graph_walk(spec, t):
     """The fused step evaluates its scalars (bias corrections, μ-products, the look-ahead
     shift, lr) with a compiled straight-line function; it must give exactly what walking
     the traced graph gives, for every rule and step count."""
-    from ravine.fused import trace
+    from ravine.codegen import trace
+    from ravine.codegen.program import evaluate
 
     hp = {**spec.defaults, "lr": 0.03, "weight_decay": 0.01}
     program = trace.trace(spec, hp)
@@ -319,7 +320,7 @@ def test_compiled_scalars_equal_the_graph_walk(spec, t):
         ("update", [*program.kernel_scalars(), *program.scalar_outputs.values()]),
         ("reduction", program.reduction_scalars()),
     ):
-        expected = [trace.evaluate(node, env) for node in nodes]
+        expected = [evaluate(node, env) for node in nodes]
         assert program.evaluator(which)(env) == expected
 
 
@@ -331,7 +332,8 @@ def test_kernels_multiply_by_reciprocals_of_per_step_scalars(spec):
     per-tensor rule is checked by the step tests, in every dtype."""
     import re
 
-    from ravine.fused import codegen, trace
+    from ravine.codegen import c as codegen
+    from ravine.codegen import trace
 
     program = trace.trace(spec, {**spec.defaults, "lr": 0.03})
     for storage in codegen.STORAGE:

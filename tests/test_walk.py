@@ -1,4 +1,4 @@
-"""The fused engine's per-step walk (ravine.torch.walk): the C++ module and its Python twin
+"""The fused engine's per-step walk (ravine.torch.engines.walk): the C++ module and its Python twin
 answer alike in every case, and the fast step from a cached plan is taken exactly when
 nothing about the group changed."""
 
@@ -10,7 +10,7 @@ import torch
 
 import ravine.torch as rt
 from conftest import TOLERANCE, rel_err
-from ravine.torch import walk
+from ravine.torch.engines import walk
 
 
 @pytest.fixture(scope="module")
@@ -234,7 +234,7 @@ def test_status_names_the_implementation_in_use(native):
 
 _BACKGROUND = """
 import torch, ravine.torch as rt
-from ravine.torch import walk
+from ravine.torch.engines import walk
 params = [torch.zeros(3, requires_grad=True) for _ in range(100)]
 opt = rt.SGD(params, lr=0.5, fused=True)
 for p in params:

@@ -19,6 +19,7 @@ from ..rules import SPECS, Spec
 from .plot import _colors, _gap_grid
 from .run import Trajectory
 from .surfaces import Surface
+from .theory import heavy_ball_bounds
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
@@ -89,21 +90,22 @@ def convergence_map(m: dict[str, np.ndarray], path: str | Path) -> Path:
     )
     fig.colorbar(mesh, ax=ax, label="1 − measured rate  (larger: faster)")
     b = np.linspace(0, m["beta"].max(), 200)
+    monotone, ripples, stable = heavy_ball_bounds(b)
     ax.plot(
-        (1 - np.sqrt(b)) ** 2,
+        monotone,
         b,
         "c-",
         lw=1.5,
         label=r"$h = (1-\sqrt{\beta})^2$: monotone | ripples",
     )
     ax.plot(
-        (1 + np.sqrt(b)) ** 2,
+        ripples,
         b,
         "c--",
         lw=1.5,
         label=r"$h = (1+\sqrt{\beta})^2$: ripples | oscillation",
     )
-    ax.plot(2 + 2 * b, b, "k-", lw=2, label=r"$h = 2 + 2\beta$: divergence beyond")
+    ax.plot(stable, b, "k-", lw=2, label=r"$h = 2 + 2\beta$: divergence beyond")
     ax.set_xlim(m["h"].min(), m["h"].max())
     ax.set_ylim(m["beta"].min(), m["beta"].max())
     ax.set_xlabel(r"$h = \alpha\lambda$ (heavy-ball step × curvature)")

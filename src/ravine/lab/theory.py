@@ -55,13 +55,22 @@ def heavy_ball_rate(h: np.ndarray | float, beta: float) -> np.ndarray:
     return np.asarray(np.max(np.abs(roots), axis=0))
 
 
+def heavy_ball_bounds(beta: Any) -> tuple[Any, Any, Any]:
+    """Where Distill's regions meet along ``h = α·λ`` for momentum ``beta`` (a number or
+    an array): monotone | ripples at ``(1 − √β)²``, ripples | oscillation at
+    ``(1 + √β)²``, divergence beyond ``2 + 2β``."""
+    root = np.sqrt(beta)
+    return (1 - root) ** 2, (1 + root) ** 2, 2 + 2 * beta
+
+
 def heavy_ball_region(h: float, beta: float) -> str:
     """Which of Distill's regions ``h = α·λ`` falls in for momentum ``beta``."""
-    if h > 2 + 2 * beta:
+    monotone, ripples, stable = heavy_ball_bounds(beta)
+    if h > stable:
         return "divergence"
-    if h <= (1 - math.sqrt(beta)) ** 2:
+    if h <= monotone:
         return "monotone"
-    if h < (1 + math.sqrt(beta)) ** 2:
+    if h < ripples:
         return "ripples"
     return "oscillation"
 
@@ -114,6 +123,9 @@ def nag_literal(surface: Surface, x0: Any, lr: float, beta: float, steps: int) -
 
     Returns (steps + 1, 2): θ_0 … θ_N. ravine's NAG stores φ = θ − lr·m instead (the
     reparametrized form, one gradient evaluation where the parameters are).
+
+    A second, hand-written NAG on purpose: it is the *oracle* the report's check (and
+    ``tests/test_lab_theory.py``) hold ravine's rule against, never an optimizer to use.
     """
     theta = np.array(x0, dtype=np.float64)
     m = np.zeros_like(theta)

@@ -4,6 +4,6 @@ See :mod:`ravine.rules.common` for the notation and sign convention, and
 :mod:`ravine.rules.registry` for the table of optimizers.
 """
 
-from .registry import BY_NAME, SPECS, Spec, get
+from .registry import BY_NAME, SPECS, Hyperparameters, Spec, get
 
-__all__ = ["BY_NAME", "SPECS", "Spec", "get"]
+__all__ = ["BY_NAME", "SPECS", "Hyperparameters", "Spec", "get"]

@@ -3,9 +3,13 @@
 A rule is written once against ``xp = namespace(x)`` and runs unchanged on
 
 * NumPy arrays (the reference, and the lab's engine),
-* torch tensors (the per-tensor torch implementation),
-* :class:`TensorList`, a list of tensors whose operators are torch's ``_foreach_*``
-  kernels (the multi-tensor implementation).
+* torch tensors (the per-tensor torch engine),
+* any array library that follows the array API standard (``x.__array_namespace__()``,
+  e.g. ``jax.numpy``, also under ``jax.jit``), through :class:`ArrayApiNamespace`,
+* a type that brings its own namespace as an ``_xp`` attribute: the foreach engine's
+  batches of tensors, the code generator's symbolic values.
+
+This module knows no engine: engines plug in through the ``_xp`` attribute.
 
 Operators (``+ - * /``, unary ``-``, ``**`` on scalars) come from the arrays themselves;
 ``namespace(x)`` adds ``sqrt``, ``sum_squares`` and ``floor``. Scalars (Python numbers,
@@ -14,8 +18,6 @@ Operators (``+ - * /``, unary ``-``, ``**`` on scalars) come from the arrays the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from numbers import Real
 from typing import Any, Protocol
 
 import numpy as np
@@ -83,93 +85,34 @@ class _TorchNamespace:
         return self._torch.full_like(x, value, memory_format=self._torch.preserve_format)
 
 
-class TensorList:
-    """A list of same-dtype tensors; arithmetic runs one ``torch._foreach_*`` call per op.
+class ArrayApiNamespace:
+    """The operations a rule needs, from an array API standard namespace ``xp``
+    (``x.__array_namespace__()``): traceable, so it runs under ``jax.jit`` too."""
 
-    This is how the multi-tensor implementation runs the *same* rule function as the
-    per-tensor one: the rule sees ``m * beta + g * (1 - beta)`` and each operator becomes
-    one batched kernel launch over all tensors.
-    """
+    def __init__(self, xp: Any) -> None:
+        self.xp = xp
 
-    __slots__ = ("tensors",)
-    __array_priority__ = 1000  # so numpy scalars on the left defer to our reflected ops
-
-    def __init__(self, tensors: Sequence[Any]) -> None:
-        self.tensors = list(tensors)
-
-    def __len__(self) -> int:
-        return len(self.tensors)
-
-    def _operand(self, other: Any) -> Any:
-        if isinstance(other, TensorList):
-            return other.tensors
-        if isinstance(other, Real):
-            return float(other)
-        return other  # a 0-d tensor, broadcast to every list element
-
-    def _apply(self, name: str, other: Any) -> TensorList:
-        import torch
-
-        return TensorList(getattr(torch, f"_foreach_{name}")(self.tensors, self._operand(other)))
-
-    def __add__(self, other: Any) -> TensorList:
-        return self._apply("add", other)
-
-    __radd__ = __add__
-
-    def __sub__(self, other: Any) -> TensorList:
-        return self._apply("sub", other)
-
-    def __rsub__(self, other: Any) -> TensorList:
-        return (-self) + other
-
-    def __mul__(self, other: Any) -> TensorList:
-        return self._apply("mul", other)
-
-    __rmul__ = __mul__
-
-    def __truediv__(self, other: Any) -> TensorList:
-        return self._apply("div", other)
-
-    def __rtruediv__(self, other: Any) -> TensorList:
-        import torch
-
-        return TensorList(torch._foreach_reciprocal(self.tensors)) * other
-
-    def __neg__(self) -> TensorList:
-        import torch
-
-        return TensorList(torch._foreach_neg(self.tensors))
-
-
-class _TensorListNamespace:
     def sqrt(self, x: Array) -> Array:
-        import torch
-
-        return TensorList(torch._foreach_sqrt(x.tensors))
+        return self.xp.sqrt(x)
 
     def sum_squares(self, x: Array) -> Array:
-        import torch
-
-        if not x.tensors:
-            return torch.zeros(())
-        norms = torch._foreach_norm([t if t.element_size() >= 4 else t.float() for t in x.tensors])
-        return torch.stack(norms).square().sum()
+        xp = self.xp
+        wide = x if xp.finfo(x.dtype).bits >= 32 else xp.astype(x, xp.float32)
+        return xp.sum(wide * wide)
 
     def floor(self, x: Array, low: float) -> Array:
-        import torch
-
-        return TensorList(torch._foreach_maximum(x.tensors, low))
+        # NaN propagates (x != x keeps x), as np.maximum and torch.clamp do
+        return self.xp.where((x != x) | (x > low), x, self.xp.asarray(low, dtype=x.dtype))
 
     def zeros_like(self, x: Array) -> Array:
-        return TensorList([_torch_ns().zeros_like(t) for t in x.tensors])
+        return self.xp.zeros_like(x)
 
     def full_like(self, x: Array, value: float) -> Array:
-        return TensorList([_torch_ns().full_like(t, value) for t in x.tensors])
+        return self.xp.full_like(x, value)
 
 
 _NUMPY = _NumpyNamespace()
-_TENSOR_LIST = _TensorListNamespace()
+_array_api: dict[int, ArrayApiNamespace] = {}
 _torch_namespace: _TorchNamespace | None = None
 
 
@@ -183,14 +126,17 @@ def _torch_ns() -> _TorchNamespace:
 
 
 def namespace(x: Array) -> Namespace:
-    """The namespace of ``x``: NumPy for arrays and Python numbers, torch for tensors.
-
-    A type may bring its own namespace as an ``_xp`` attribute (the fast path's tracer does).
-    """
-    if hasattr(type(x), "_xp"):
+    """The namespace of ``x``: its own ``_xp`` if its type brings one, torch's for tensors,
+    NumPy's for NumPy arrays and Python numbers, else the array API namespace ``x`` names
+    (``x.__array_namespace__()``)."""
+    kind = type(x)
+    if hasattr(kind, "_xp"):
         return x._xp
-    if isinstance(x, TensorList):
-        return _TENSOR_LIST
-    if type(x).__module__.startswith("torch"):
+    if kind.__module__.startswith("torch"):
         return _torch_ns()
-    return _NUMPY
+    if kind.__module__.startswith("numpy") or not hasattr(x, "__array_namespace__"):
+        return _NUMPY
+    xp = x.__array_namespace__()
+    if id(xp) not in _array_api:
+        _array_api[id(xp)] = ArrayApiNamespace(xp)
+    return _array_api[id(xp)]

@@ -55,6 +55,12 @@ ARGUMENT_DOCS: Mapping[str, str] = MappingProxyType(
 )
 
 
+Hyperparameters = Mapping[str, Any]
+"""One param group's checked hyperparameters by name: ``lr``, the rule's own (``beta``,
+``gamma``, ``eps``, …) and the options every rule takes (``weight_decay``, ``maximize``,
+…); values are Python numbers, bools or option strings, never tensors."""
+
+
 @dataclass(frozen=True)
 class Spec:
     """Everything the front-ends and the lab need to know about one optimizer."""

@@ -21,10 +21,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._xp import Array
-from .registry import Spec
+from .registry import Hyperparameters, Spec
 
 
-def effective_gradient(p: Array, g: Array, hp: Mapping[str, Any]) -> Array:
+def effective_gradient(p: Array, g: Array, hp: Hyperparameters) -> Array:
     """The gradient the rule sees: signed for ``maximize``, plus the L2 term λ·p."""
     if hp["maximize"]:
         g = -g
@@ -33,7 +33,7 @@ def effective_gradient(p: Array, g: Array, hp: Mapping[str, Any]) -> Array:
     return g
 
 
-def rule_kwargs(spec: Spec, hp: Mapping[str, Any], scalars: Mapping[str, Any]) -> dict[str, Any]:
+def rule_kwargs(spec: Spec, hp: Hyperparameters, scalars: Mapping[str, Any]) -> dict[str, Any]:
     """The keyword arguments of ``spec.rule``: its hyperparameters plus group scalars."""
     return {**{name: hp[name] for name in spec.rule_args}, **scalars}
 
@@ -45,7 +45,7 @@ def update(
     state: Any,
     *,
     t: int,
-    hp: Mapping[str, Any],
+    hp: Hyperparameters,
     scalars: Mapping[str, Any],
 ) -> tuple[Array, Any]:
     """One step from stored parameters p and effective gradient g: new (p, state)."""

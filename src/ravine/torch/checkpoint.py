@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import torch
 
 from ..rules import SPECS, Spec
-from . import engines
+from . import engines, storage
 
 
 class Optimizer(Protocol):
@@ -204,8 +204,6 @@ def _check_state(optimizer: Optimizer, saved: Any, params: dict[int | str, torch
                 f"{where} has keys {sorted(keys)}; {name} keeps {sorted(expected)}"
             )
         _check_step(where, entry["step"])
-        param = params[index]
-        shape = tuple(engines.real_view(param).shape)
         for field in spec.state_fields:
             value = entry[field]
             if field in spec.scalar_state:
@@ -213,12 +211,10 @@ def _check_state(optimizer: Optimizer, saved: Any, params: dict[int | str, torch
                     raise CheckpointError(
                         f"{where}: {field} must be a finite number, got {value!r}"
                     )
-            elif not isinstance(value, torch.Tensor) or not value.is_floating_point():
-                raise CheckpointError(f"{where}: {field} must be a floating-point tensor")
-            elif tuple(value.shape) != shape:
-                raise CheckpointError(
-                    f"{where}: {field} has shape {tuple(value.shape)}, the parameter needs {shape}"
-                )
+            else:
+                problem = storage.problem(value, params[index])
+                if problem is not None:
+                    raise CheckpointError(f"{where}: {field} {problem}")
 
 
 def _finite_number(value: Any) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ..rules import nag
-from . import engines
+from . import storage
 from .optimizer import Optimizer
 from .optimizers import OPTIMIZERS
 
@@ -210,7 +210,7 @@ def _into_ravine(
     # torch's SGD keeps no step count; momentum never reads it, so it starts at 0
     new: dict[str, Any] = {"step": int(_number(old.get("step", 0)))}
     for torch_key, ravine_key in twin.tensors:
-        new[ravine_key] = engines.real_view(old[torch_key].detach()).clone()
+        new[ravine_key] = storage.real_view(old[torch_key].detach()).clone()
     if name == "NAG":  # torch's parameters sit at θ − β·lr·buf: lookahead="momentum"
         new["shift"] = nag.shift(group["lr"], group["beta"], "momentum")
     if name == "NAdam":

@@ -22,14 +22,15 @@ per-tensor implementation on the DTensors, which is correct for any placements.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
-from ..rules import Spec
-from . import engines
-from .state import put
+from ...rules import Hyperparameters, Spec
+from ..state import put
+from ..storage import State
+from . import per_tensor
 
 
 def _dtensor_type() -> Any:
@@ -54,7 +55,7 @@ def _same_layout(p: Any, x: Any, dtensor: Any) -> bool:
     )
 
 
-def _local_fits(p: Any, g: Any, state: engines.State, dtensor: Any) -> bool:
+def _local_fits(p: Any, g: Any, state: State, dtensor: Any) -> bool:
     """Whether p's step is exactly the step of its local shard (elementwise rules only)."""
     if not isinstance(p, dtensor):
         return not isinstance(g, dtensor)  # a plain tensor is its own local part
@@ -68,12 +69,12 @@ def _local(x: Any, dtensor: Any) -> Any:
 
 
 def step(
-    engine: engines.Engine,
+    engine: Callable[..., None],
     spec: Spec,
     params: Sequence[torch.Tensor],
     grads: Sequence[torch.Tensor],
-    states: Sequence[engines.State],
-    hp: Mapping[str, Any],
+    states: Sequence[State],
+    hp: Hyperparameters,
     fallback: Callable[[int], None],
 ) -> None:
     """One step of a group holding DTensors; ``fallback(n)`` is told of tensor-steps that
@@ -82,18 +83,18 @@ def step(
     assert dtensor is not None
     if spec.group_scalars is not None:
         # the group's reduction must span every rank's shard: DTensor arithmetic does that
-        if engine is not engines.per_tensor:
+        if engine is not per_tensor.step:
             fallback(len(params))
-        engines.per_tensor(spec, params, grads, states, hp)
+        per_tensor.step(spec, params, grads, states, hp)
         return
     local: list[int] = []
     rest: list[int] = []
     for i, (p, g) in enumerate(zip(params, grads, strict=True)):
         (local if _local_fits(p, g, states[i], dtensor) else rest).append(i)
     if rest:
-        if engine is not engines.per_tensor:
+        if engine is not per_tensor.step:
             fallback(len(rest))
-        engines.per_tensor(
+        per_tensor.step(
             spec, [params[i] for i in rest], [grads[i] for i in rest], [states[i] for i in rest], hp
         )
     if not local:

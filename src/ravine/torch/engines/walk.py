@@ -23,11 +23,15 @@ Both answer "not ready" whenever in doubt, which only sends a step down the gene
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.util
 import json
 import operator
 import os
+import shutil
 import subprocess
 import sys
+import sysconfig
 import threading
 from collections.abc import Sequence
 from itertools import repeat
@@ -38,9 +42,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..fused import build
-from . import engines
-from .state import put
+from ...codegen import native
+from ..state import put
+from ..storage import is_wrapper
 
 MIN_TENSORS = 64
 """Groups with fewer tensors than this never start the C++ build (it cannot pay off)."""
@@ -104,7 +108,7 @@ def plain(tensors: Sequence[torch.Tensor], dtype: torch.dtype) -> bool:
         and all(map(_is_contiguous, tensors))
         and not any(map(_is_conj, tensors))
         and not any(map(_is_neg, tensors))
-        and not any(map(engines.is_wrapper, set(map(type, tensors))))
+        and not any(map(is_wrapper, set(map(type, tensors))))
     )
 
 
@@ -187,35 +191,39 @@ def wait(timeout: float | None = None) -> bool:
 
 _BUILDER = """
 import json, sys
-from ravine.fused import build
-source, args = json.load(sys.stdin)
-build.python_module_path("_ravine_walk", source, args)
+from pathlib import Path
+from ravine.codegen import native
+cxx, source, directory, library, flags = json.load(sys.stdin)
+native.compile_library(cxx, source, Path(directory), Path(library), flags, "module.cpp")
 """
 
 
 def _build() -> None:
     global _native, _status
-    source, args = _source_and_args()
     try:
-        # Compile in a process of its own session: it finishes and caches the module even
-        # if this process ends first (a run shorter than the build would otherwise start
-        # the compiler again, every time, and never profit).
-        package_root = str(Path(__file__).resolve().parents[2])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([package_root, *sys.path])}
-        child = subprocess.run(
-            [sys.executable, "-c", _BUILDER],
-            input=json.dumps([source, args]),
-            capture_output=True,
-            text=True,
-            env=env,
-            start_new_session=True,
-            timeout=2 * build.COMPILE_TIMEOUT_S,
-        )
-        if child.returncode != 0:
-            raise build.CompilerUnavailableError(child.stderr.strip()[-300:])
-        module = build.python_module("_ravine_walk", source, args)  # from the cache now
+        source, args = _source_and_args()
+        cxx, flags, library = _extension(source, args)
+        if not library.exists():
+            # Compile in a process of its own session: it finishes and caches the module
+            # even if this process ends first (a run shorter than the build would otherwise
+            # start the compiler again, every time, and never profit).
+            package_root = str(Path(__file__).resolve().parents[3])
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join([package_root, *sys.path])}
+            work = [cxx, source, str(library.parent), str(library), flags]
+            child = subprocess.run(
+                [sys.executable, "-c", _BUILDER],
+                input=json.dumps(work),
+                capture_output=True,
+                text=True,
+                env=env,
+                start_new_session=True,
+                timeout=2 * native.COMPILE_TIMEOUT_S,
+            )
+            if child.returncode != 0:
+                raise native.CompilerUnavailableError(child.stderr.strip()[-300:])
+        module = _load_module(library)
     except (
-        build.CompilerUnavailableError,
+        native.CompilerUnavailableError,
         ImportError,
         OSError,
         subprocess.SubprocessError,
@@ -224,6 +232,32 @@ def _build() -> None:
         return
     _native = module
     _status = "c++"
+
+
+def _extension(source: str, args: list[str]) -> tuple[str, list[str], Path]:
+    """The C++ compiler (``$CXX`` or ``c++``), its flags, and where the module built from
+    ``source`` is cached (keyed by the hash of source, arguments, compiler and Python
+    ABI)."""
+    cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+    if not cxx:
+        raise native.CompilerUnavailableError("no C++ compiler found (set CXX, or install g++)")
+    suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+    include = sysconfig.get_paths()["include"]
+    flags = ["-O2", "-std=c++17", "-fPIC", "-shared", "-w", f"-I{include}", *args]
+    parts = [source, cxx, *flags, native.fingerprint(cxx), suffix, sys.version]
+    key = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
+    return cxx, flags, native.cache_dir() / "modules" / f"{_MODULE}-{key}{suffix}"
+
+
+def _load_module(library: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(_MODULE, library)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_MODULE = "_ravine_walk"
 
 
 def _source_and_args() -> tuple[str, list[str]]:

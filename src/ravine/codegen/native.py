@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import importlib.util
 import os
 import shutil
 import subprocess
-import sys
-import sysconfig
 import tempfile
 import threading
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from types import ModuleType
 
 FLAGS = (
     "-O3",
@@ -55,11 +51,11 @@ def compiler() -> tuple[str, str]:
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not cc:
         raise CompilerUnavailableError("no C compiler found (set CC, or install gcc)")
-    return cc, _fingerprint(cc)
+    return cc, fingerprint(cc)
 
 
 @cache
-def _fingerprint(command: str) -> str:
+def fingerprint(command: str) -> str:
     """A compiler's ``--version`` and this CPU's flags: part of every cache key."""
     try:
         version = subprocess.run(
@@ -83,7 +79,6 @@ def _cpu_flags() -> str:
 
 
 _lock = threading.Lock()
-_module_lock = threading.Lock()
 _loaded: dict[str, ctypes.CDLL] = {}
 
 
@@ -97,43 +92,12 @@ def load(source: str) -> ctypes.CDLL:
         directory = cache_dir() / "kernels"
         library = directory / f"{key}.so"
         if not library.exists():
-            _compile(cc, source, directory, library)
+            compile_library(cc, source, directory, library)
         _loaded[key] = ctypes.CDLL(str(library))
         return _loaded[key]
 
 
-def python_module(name: str, source: str, args: list[str]) -> ModuleType:
-    """The CPython extension module ``name`` built from C++ ``source`` with the extra
-    compiler/linker ``args`` (see :func:`python_module_path`)."""
-    library = python_module_path(name, source, args)
-    spec = importlib.util.spec_from_file_location(name, library)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def python_module_path(name: str, source: str, args: list[str]) -> Path:
-    """Where the extension module ``name`` built from ``source`` is cached, compiling it
-    first if needed with ``$CXX`` or ``c++`` (keyed by the hash of source, arguments,
-    compiler and Python ABI)."""
-    cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
-    if not cxx:
-        raise CompilerUnavailableError("no C++ compiler found (set CXX, or install g++)")
-    suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-    include = sysconfig.get_paths()["include"]
-    flags = ["-O2", "-std=c++17", "-fPIC", "-shared", "-w", f"-I{include}", *args]
-    parts = [source, cxx, *flags, _fingerprint(cxx), suffix, sys.version]
-    key = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
-    with _module_lock:  # not _lock: a module builds in the background while kernels load
-        directory = cache_dir() / "modules"
-        library = directory / f"{name}-{key}{suffix}"
-        if not library.exists():
-            _compile(cxx, source, directory, library, flags, "module.cpp")
-        return library
-
-
-def _compile(
+def compile_library(
     cc: str,
     source: str,
     directory: Path,
@@ -141,6 +105,8 @@ def _compile(
     flags: Sequence[str] = FLAGS,
     file_name: str = "kernel.c",
 ) -> None:
+    """Build ``source`` with ``cc`` and ``flags`` into the shared library ``library``
+    (atomically: concurrent processes never see half a file)."""
     directory.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=directory) as work:
         c_file = Path(work) / file_name

@@ -1,4 +1,4 @@
-"""C source for a traced :class:`~ravine.fused.trace.Program`: one pass over memory.
+"""C source for a traced :class:`~ravine.codegen.program.Program`: one pass over memory.
 
 Two functions are generated, both over many tensors at once (pointer tables, one row per
 stream, a prefix sum of element counts), split evenly across OpenMP threads:
@@ -13,21 +13,19 @@ otherwise; 16-bit storage is widened on load and rounded to nearest-even on stor
 torch's casts do); FMA contraction is disabled so each operation rounds as written, with
 one exception: an element divided by a per-step scalar (Adam's and NAdam's bias
 corrections, normalized GD's norm) is multiplied by the scalar's reciprocal, computed once
-in double — within two ulps of the division (measured), and division is the slowest
-operation in the loop.
+in double (:func:`~ravine.codegen.program.divide_by_reciprocals`).
+
+What is C here is syntax (:data:`STORAGE`, :data:`SYNTAX`) and the loop skeleton; the order
+of operations, their names and the calling convention come from
+:meth:`~ravine.codegen.program.Program.schedule`.
 """
 
 from __future__ import annotations
 
-from .trace import Program, Sym
+from collections.abc import Mapping
+from typing import NamedTuple
 
-STORAGE = {
-    # storage dtype: (C storage type, C compute type)
-    "float64": ("double", "double"),
-    "float32": ("float", "float"),
-    "bfloat16": ("uint16_t", "float"),
-    "float16": ("_Float16", "float"),
-}
+from .program import FORMATS, Program, Schedule
 
 _PRELUDE = r"""
 #include <math.h>
@@ -58,16 +56,39 @@ static inline int64_t first_tensor(const int64_t* offsets, int64_t n, int64_t at
 """
 
 
-def _load(storage: str, ctype: str, expr: str) -> str:
-    if storage == "bfloat16":
-        return f"bf16_load({expr})"
-    return f"({ctype})({expr})"
+class Format(NamedTuple):
+    """How a storage format is held and widened in C."""
+
+    storage: str
+    """The C type of a stored element."""
+    load: str
+    """Widening an element ``{0}`` to the compute type ``{1}``."""
+    store: str
+    """Rounding a compute-type value ``{0}`` to storage of type ``{1}``."""
 
 
-def _store(storage: str, stype: str, value: str) -> str:
-    if storage == "bfloat16":
-        return f"bf16_store({value})"
-    return f"({stype})({value})"
+STORAGE = {
+    "float64": Format("double", "({1})({0})", "({1})({0})"),
+    "float32": Format("float", "({1})({0})", "({1})({0})"),
+    "bfloat16": Format("uint16_t", "bf16_load({0})", "bf16_store({0})"),
+    "float16": Format("_Float16", "({1})({0})", "({1})({0})"),
+}
+"""Each of :data:`ravine.codegen.program.FORMATS` in C."""
+
+COMPUTE = {"float64": "double", "float32": "float"}
+"""C type of each compute precision."""
+
+SYNTAX = {
+    "add": "{0} + {1}",
+    "sub": "{0} - {1}",
+    "mul": "{0} * {1}",
+    "div": "{0} / {1}",
+    "neg": "-{0}",
+    "sqrt": "sqrt{f}({0})",
+    # max(x, lo), NaN propagating like torch.clamp
+    "floor": "(({0} != {0}) || {0} > {1}) ? {0} : {1}",
+}
+"""One C expression per traced operation (``{f}``: the float suffix of math functions)."""
 
 
 def _const(value: float, ctype: str) -> str:
@@ -78,60 +99,19 @@ def _const(value: float, ctype: str) -> str:
     return f"(({ctype}){value!r})"
 
 
-class _Emitter:
-    """Names every node reachable from the outputs and writes one C statement per node."""
-
-    def __init__(self, ctype: str, scalars: list[Sym], streams: dict[str, int]) -> None:
-        self.ctype = ctype
-        self.names: dict[int, str] = {id(s): f"s{i}" for i, s in enumerate(scalars)}
-        self.scalars = {f"s{i}" for i in range(len(scalars))}
-        self.reciprocals: set[int] = set()
-        """Scalars the elements are divided by: the header computes their reciprocals."""
-        self.streams = streams
-        self.lines: list[str] = []
-
-    def header(self) -> list[str]:
-        """The kernel scalars (and reciprocals) as compute-type constants, per tensor."""
-        ctype, count = self.ctype, len(self.scalars)
-        lines = [f"const {ctype} s{i} = ({ctype})sc[{i}];" for i in range(count)]
-        # in double, then rounded once: x * r{i} is within two ulps of x / s{i} (measured)
-        return lines + [
-            f"const {ctype} r{i} = ({ctype})(1.0 / sc[{i}]);" for i in sorted(self.reciprocals)
-        ]
-
-    def name(self, node: Sym) -> str:
-        key = id(node)
-        if key in self.names:
-            return self.names[key]
-        if node.op == "const":
-            return _const(node.args[0], self.ctype)
-        if node.op == "input":
-            text = f"in{self.streams[node.args[0]]}"
-        else:
-            args = [self.name(a) for a in node.args]
-            text = self._expression(node.op, args)
-        local = f"v{len(self.names)}"
-        self.lines.append(f"{self.ctype} {local} = {text};")
-        self.names[key] = local
-        return local
-
-    def _expression(self, op: str, args: list[str]) -> str:
-        if op == "div" and args[1] in self.scalars:
-            # a division per element by a per-step scalar (bias corrections, a norm) becomes a
-            # multiplication: division is the one slow operation, and it kept the
-            # in-cache steps of Adam-like rules compute-bound
-            self.reciprocals.add(int(args[1][1:]))
-            return f"{args[0]} * r{args[1][1:]}"
-        binary = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
-        if op in binary:
-            return f"{args[0]} {binary[op]} {args[1]}"
-        if op == "neg":
-            return f"-{args[0]}"
-        if op == "sqrt":
-            return f"{'sqrt' if self.ctype == 'double' else 'sqrtf'}({args[0]})"
-        if op == "floor":  # max(x, lo), NaN propagating like torch.clamp
-            return f"(({args[0]} != {args[0]}) || {args[0]} > {args[1]}) ? {args[0]} : {args[1]}"
-        raise ValueError(f"no C for operation {op!r}")
+def _statements(schedule: Schedule, ctype: str) -> tuple[list[str], list[str]]:
+    """The per-call header (scalars, reciprocals) and the per-element body in C."""
+    header = [f"const {ctype} s{i} = ({ctype})sc[{i}];" for i in range(schedule.scalars)]
+    # in double, then rounded once: x * r{i} is within two ulps of x / s{i} (measured)
+    header += [f"const {ctype} r{i} = ({ctype})(1.0 / sc[{i}]);" for i in schedule.reciprocals]
+    suffix = "" if ctype == "double" else "f"
+    body = []
+    for step in schedule.body:
+        if step.op not in SYNTAX:
+            raise ValueError(f"no C for operation {step.op!r}")
+        operands = [_const(o, ctype) if isinstance(o, float) else o for o in step.operands]
+        body.append(f"{ctype} {step.name} = {SYNTAX[step.op].format(*operands, f=suffix)};")
+    return header, body
 
 
 LANES = 64
@@ -144,15 +124,14 @@ BLOCKS = 256
 def _loop(
     body: list[str],
     header: list[str],
-    storage: str,
-    program: Program,
+    formats: list[str],
+    ctype: str,
     lanes: int = 1,
     block: tuple[list[str], list[str]] = ([], []),
 ) -> list[str]:
-    """The thread's share of the elements, tensor by tensor; ``body`` sees element ``e``
-    loaded into ``in0, in1, …`` and, in a reduction, its lane ``j``."""
-    stype, ctype = STORAGE[storage]
-    streams = program.arrays
+    """The thread's share of the elements, tensor by tensor; ``body`` sees element ``e`` of
+    stream k loaded into ``in{k}`` (``formats[k]``: its storage) and, in a reduction, its
+    lane ``j``."""
     lines = [
         "int64_t total = offsets[n], lo, hi;",
         "span(total, &lo, &hi);",
@@ -160,11 +139,14 @@ def _loop(
         "    int64_t a = (lo > offsets[k] ? lo : offsets[k]) - offsets[k];",
         "    int64_t b = (hi < offsets[k + 1] ? hi : offsets[k + 1]) - offsets[k];",
     ]
-    lines += [
-        f"    {stype}* restrict x{i} = ({stype}*)ptrs[{i} * n + k];" for i in range(len(streams))
-    ]
+    for i, name in enumerate(formats):
+        stype = STORAGE[name].storage
+        lines.append(f"    {stype}* restrict x{i} = ({stype}*)ptrs[{i} * n + k];")
     lines += [f"    {line}" for line in header]
-    element = [f"{ctype} in{i} = {_load(storage, ctype, f'x{i}[e]')};" for i in range(len(streams))]
+    element = [
+        f"{ctype} in{i} = {STORAGE[name].load.format(f'x{i}[e]', ctype)};"
+        for i, name in enumerate(formats)
+    ]
     element += body
     if lanes == 1:
         lines.append("    for (int64_t i = a; i < b; ++i) {")
@@ -199,46 +181,45 @@ def _loop(
     return lines
 
 
-def generate(program: Program, storage: str) -> str:
-    """C source of ``ravine_update`` (and ``ravine_reduce`` if the program reduces)."""
-    stype, ctype = STORAGE[storage]
+def generate(program: Program, storage: str | Mapping[str, str]) -> str:
+    """C source of ``ravine_update`` (and ``ravine_reduce`` if the program reduces).
+
+    ``storage``: the format of every stream (a name in :data:`STORAGE`), or a format per
+    stream name; arithmetic runs in the parameters' compute precision.
+    """
+    formats = [storage if isinstance(storage, str) else storage[name] for name in program.arrays]
+    ctype = COMPUTE[FORMATS[formats[0]]]
     streams = {name: i for i, name in enumerate(program.arrays)}
     signature = "int64_t n, const int64_t* restrict offsets, void* const* restrict ptrs, "
     signature += "const double* restrict sc, int64_t nthreads"
 
-    update_scalars = program.kernel_scalars()
-    emit = _Emitter(ctype, update_scalars, streams)
-    finals = {name: emit.name(node) for name, node in program.outputs.items()}
-    stores = [
-        f"x{streams[name]}[e] = {_store(storage, stype, value)};" for name, value in finals.items()
-    ]
-    header = emit.header()
+    update = program.schedule("update", reciprocals=True)
+    header, body = _statements(update, ctype)
+    for name, value in update.results:
+        format_ = STORAGE[formats[streams[name]]]
+        body.append(f"x{streams[name]}[e] = {format_.store.format(value, format_.storage)};")
     source = [_PRELUDE, f"void ravine_update({signature}) {{"]
     source.append("#pragma omp parallel num_threads(nthreads)")
     source.append("{")
-    source += _loop(emit.lines + stores, header, storage, program)
+    source += _loop(body, header, formats, ctype)
     source.append("}")
     source.append("}")
 
     if program.reductions:
-        reduce_scalars = program.reduction_scalars()
-        emit = _Emitter(ctype, reduce_scalars, streams)
-        values = [emit.name(r.args[0]) for r in program.reductions]
-        sums = [f"part{r}[j] += {v} * {v};" for r, v in enumerate(values)]
-        opening = [f"{ctype} part{r}[{LANES}] = {{0}};" for r in range(len(values))]
+        reduction = program.schedule("reduction", reciprocals=True)
+        header, body = _statements(reduction, ctype)
+        count = len(reduction.results)
+        body += [f"part{r}[j] += {v} * {v};" for r, (_, v) in enumerate(reduction.results)]
+        opening = [f"{ctype} part{r}[{LANES}] = {{0}};" for r in range(count)]
         closing = [
             f"for (int j = 0; j < {LANES}; ++j) acc{r}[j] += (double)part{r}[j];"
-            for r in range(len(values))
+            for r in range(count)
         ]
-        header = emit.header()
         source.append(f"void ravine_reduce({signature}, double* restrict partial) {{")
         source.append("#pragma omp parallel num_threads(nthreads)")
         source.append("{")
-        source += [f"double acc{r}[{LANES}] = {{0}};" for r in range(len(values))]
-        source += _loop(
-            emit.lines + sums, header, storage, program, lanes=LANES, block=(opening, closing)
-        )
-        count = len(values)
+        source += [f"double acc{r}[{LANES}] = {{0}};" for r in range(count)]
+        source += _loop(body, header, formats, ctype, lanes=LANES, block=(opening, closing))
         for r in range(count):
             source.append(f"double total{r} = 0.0;")
             source.append(f"for (int j = 0; j < {LANES}; ++j) total{r} += acc{r}[j];")

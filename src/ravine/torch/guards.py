@@ -1,0 +1,80 @@
+"""What a step checks before anything changes: gradients it cannot honour (sparse ones a
+rule does not take) and non-finite gradients under the optimizer's ``nonfinite`` policy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..rules import Spec
+
+Work = list[tuple[dict[str, Any], list[torch.Tensor], list[torch.Tensor]]]
+"""A step's (group, params, grads) triples, for parameters that have a gradient."""
+
+NONFINITE_POLICIES = ("ignore", "skip", "raise")
+"""``ignore``: apply the rule whatever the gradients hold (torch.optim's behaviour);
+``skip``: a step whose gradients hold any NaN/Inf changes no parameter, no state and no step
+count, in any group, and is counted in ``skipped_steps``; ``raise``: FloatingPointError
+naming the parameter, before anything changes."""
+
+
+def check_nonfinite(owner: str, nonfinite: Any) -> str:
+    if nonfinite not in NONFINITE_POLICIES:
+        raise ValueError(
+            f"{owner}: invalid nonfinite={nonfinite!r}; valid: "
+            f"{', '.join(repr(p) for p in NONFINITE_POLICIES)}"
+        )
+    return str(nonfinite)
+
+
+def position(group: dict[str, Any], p: torch.Tensor) -> int:
+    """Index of ``p`` in its group, for error messages (by identity, not tensor ==)."""
+    return next(i for i, q in enumerate(group["params"]) if q is p)
+
+
+def check_sparse(spec: Spec, work: Work) -> None:
+    """Raise before any tensor changes if a sparse gradient cannot be honoured."""
+    for i, (group, params, grads) in enumerate(work):
+        for p, g in zip(params, grads, strict=True):
+            if not g.is_sparse:
+                continue
+            j = position(group, p)
+            if not spec.sparse:
+                raise RuntimeError(
+                    f"{spec.name} does not support sparse gradients (param {j} of "
+                    f"group {i}, shape {tuple(p.shape)}); SGD and Adagrad do, or use "
+                    "nn.Embedding(sparse=False)"
+                )
+            if group["weight_decay"] != 0:
+                raise RuntimeError(
+                    f"{spec.name}: weight_decay={group['weight_decay']} is not "
+                    f"supported with sparse gradients (param {j} of group {i}); valid: 0"
+                )
+
+
+def all_finite(spec: Spec, nonfinite: str, work: Work) -> bool:
+    """Whether every gradient is finite; under "raise", name the first that is not."""
+    for i, (group, params, grads) in enumerate(work):
+        pairs = [
+            (p, g.coalesce().values() if g.is_sparse else g)
+            for p, g in zip(params, grads, strict=True)
+        ]
+        pairs = [(p, v) for p, v in pairs if v.numel()]
+        if not pairs:
+            continue
+        # the largest |g| is finite exactly when every element is (a 2-norm could overflow)
+        largest = torch._foreach_norm([v for _, v in pairs], ord=float("inf"))
+        finite = torch.stack([m.float() for m in largest]).isfinite()
+        if bool(finite.all()):
+            continue
+        if nonfinite == "raise":
+            p, values = pairs[int((~finite).nonzero()[0])]
+            j = position(group, p)
+            raise FloatingPointError(
+                f"{spec.name}: the gradient of param {j} of group {i} (shape "
+                f"{tuple(p.shape)}) holds {int((~values.isfinite()).sum())} NaN/Inf "
+                "value(s); nothing was changed. nonfinite='skip' skips such steps"
+            )
+        return False
+    return True

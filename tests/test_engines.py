@@ -1,0 +1,63 @@
+"""Engines by name: which one steps a group, from the user's flags and the tensors' devices
+(the table in docs/architecture.md)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import ravine.torch as rt
+from ravine.torch.engines import Devices, choose
+
+CPU = Devices(frozenset({"cpu"}), dtensor=False)
+CUDA = Devices(frozenset({"cuda"}), dtensor=False)
+MIXED = Devices(frozenset({"cpu", "cuda"}), dtensor=False)
+
+
+@pytest.mark.parametrize(
+    ("foreach", "fused", "where", "reduces", "expected"),
+    [
+        (None, None, CPU, False, "cpu_fused"),
+        (None, True, CPU, False, "cpu_fused"),
+        (False, None, CPU, False, "per_tensor"),
+        (None, False, CPU, False, "per_tensor"),
+        (True, None, CPU, False, "foreach"),
+        (None, None, CUDA, False, "foreach"),
+        (False, None, CUDA, False, "per_tensor"),
+        (None, None, MIXED, False, "per_tensor"),
+        (True, None, MIXED, False, "foreach"),
+        # a cross-process reduction never runs inside a kernel
+        (None, None, CPU, True, "per_tensor"),
+        (True, None, CPU, True, "foreach"),
+        (None, None, CUDA, True, "foreach"),
+    ],
+)
+def test_choose(foreach, fused, where, reduces, expected):
+    assert choose("Adam", foreach, fused, where, reduces) == expected
+
+
+@pytest.mark.parametrize("where", [CUDA, MIXED])
+def test_fused_elsewhere_names_the_devices_and_the_alternative(where):
+    with pytest.raises(RuntimeError, match=r"Adam: fused=True runs on CPU tensors only; got \["):
+        choose("Adam", None, True, where, False)
+    with pytest.raises(RuntimeError, match="use foreach=True instead"):
+        choose("Adam", None, True, where, False)
+
+
+def test_load_state_dict_keeps_the_engines_and_their_fallback_count():
+    """torch's load_state_dict goes through __setstate__: the fused engine (its kernels) and
+    its count of fallbacks stay."""
+    transposed = torch.randn(3, 4).t().detach().requires_grad_()  # not streamable
+    params = [torch.randn(5, requires_grad=True), transposed]
+    opt = rt.Adam(params, lr=0.1, fused=True)
+    for _ in range(2):
+        for p in params:
+            p.grad = torch.randn_like(p)
+        opt.step()
+    assert opt.fallbacks == 2
+    opt.load_state_dict(opt.state_dict())
+    assert opt.fallbacks == 2
+    for p in params:
+        p.grad = torch.randn_like(p)
+    opt.step()
+    assert opt.fallbacks == 3
