@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from .program import FORMATS, Program, Schedule
+from .program import FORMATS, INFIX, Program, Schedule
 
 _PRELUDE = r"""
 #include <math.h>
@@ -79,11 +79,7 @@ COMPUTE = {"float64": "double", "float32": "float"}
 """C type of each compute precision."""
 
 SYNTAX = {
-    "add": "{0} + {1}",
-    "sub": "{0} - {1}",
-    "mul": "{0} * {1}",
-    "div": "{0} / {1}",
-    "neg": "-{0}",
+    **INFIX,
     "sqrt": "sqrt{f}({0})",
     # max(x, lo), NaN propagating like torch.clamp
     "floor": "(({0} != {0}) || {0} > {1}) ? {0} : {1}",

@@ -27,6 +27,17 @@ from typing import Any
 
 from ..rules import Spec
 
+INFIX = {
+    "add": "{0} + {1}",
+    "sub": "{0} - {1}",
+    "mul": "{0} * {1}",
+    "div": "{0} / {1}",
+    "neg": "-{0}",
+}
+"""Arithmetic as C, JavaScript and Python (Triton) all write it: each backend's syntax table
+starts from this (operands are names or parenthesized constants, so no precedence question
+arises)."""
+
 FORMATS = {"float64": "float64", "float32": "float32", "bfloat16": "float32", "float16": "float32"}
 """Storage formats a stream may have → the precision a kernel computes in. 16-bit values are
 widened on load and rounded to nearest-even on store, as torch's casts do."""
@@ -93,6 +104,15 @@ class Program:
     """Scalar state name → new value (evaluated in Python after the step)."""
     reductions: list[Node] = field(default_factory=list)
     """``sum_squares`` nodes, computed by a pass before the update."""
+    theta: Node | None = None
+    """The seed's θ from the stored parameters and state *before* the step (they differ
+    for look-ahead rules): backends that report θ (the interactive page) evaluate it."""
+    initial: dict[str, Node] = field(default_factory=dict)
+    """State field → the scalar value it starts filled with (``spec.init``, traced)."""
+    decisions: dict[str, Any] = field(default_factory=dict)
+    """What the traced code branched on: options read (name → value) and numeric
+    hyperparameters tested against zero (name → ``"zero"``/``"nonzero"``). Any
+    hyperparameters that agree on these give the same program."""
 
     _frontiers: dict[str, list[Node]] = field(default_factory=dict, repr=False, compare=False)
     _evaluators: dict[str, Callable[[Mapping[str, float]], list[float]]] = field(
@@ -106,6 +126,10 @@ class Program:
     def reduction_scalars(self) -> list[Node]:
         """Scalar nodes the reduction pass reads directly."""
         return self._frontier("reduction", [r.args[0] for r in self.reductions])
+
+    def theta_scalars(self) -> list[Node]:
+        """Scalar nodes :attr:`theta` reads directly."""
+        return self._frontier("theta", [self.theta] if self.theta is not None else [])
 
     def evaluator(self, name: str) -> Callable[[Mapping[str, float]], list[float]]:
         """Compiled evaluation (see :func:`compile_scalars`) of the update's scalars then
@@ -129,11 +153,14 @@ class Program:
         }
 
     def schedule(self, kernel: str, *, reciprocals: bool = False) -> Schedule:
-        """The ``"update"`` or ``"reduction"`` kernel's element-wise work in dependency
-        order; ``reciprocals``: apply :func:`divide_by_reciprocals` first."""
+        """The ``"update"``, ``"reduction"`` or ``"theta"`` kernel's element-wise work in
+        dependency order; ``reciprocals``: apply :func:`divide_by_reciprocals` first."""
         if kernel == "update":
             scalars, roots = self.kernel_scalars(), list(self.outputs.values())
             labels = list(self.outputs)
+        elif kernel == "theta":
+            assert self.theta is not None, "traced without θ"
+            scalars, roots, labels = self.theta_scalars(), [self.theta], ["theta"]
         else:
             scalars, roots = self.reduction_scalars(), [r.args[0] for r in self.reductions]
             labels = [f"sum{r}" for r in range(len(roots))]

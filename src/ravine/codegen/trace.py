@@ -20,6 +20,7 @@ tracing; they are part of :func:`static_key`, so each combination is traced once
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from numbers import Real
 from typing import Any, cast
 
@@ -87,7 +88,11 @@ class Sym(Node):
     def _zero_test(self, other: object) -> bool:
         if self.op != "input" or self.kind != "scalar" or other != 0:
             raise TraceError(f"cannot compare a traced value ({self!r}) with {other!r}")
-        return bool(self.value == 0)
+        zero = bool(self.value == 0)
+        decisions = _DECISIONS.get()
+        if decisions is not None:
+            decisions[self.args[0]] = "zero" if zero else "nonzero"
+        return zero
 
     def __bool__(self) -> bool:
         raise TraceError(f"a traced value ({self!r}) cannot decide control flow")
@@ -134,6 +139,40 @@ class _SymNamespace:
 NAMESPACE = _SymNamespace()
 
 
+class _Fill(Sym):
+    """The parameters while a rule's ``init`` is traced: each state field comes out as the
+    one value it is filled with."""
+
+    __slots__ = ()
+
+    @property
+    def _xp(self) -> _FillNamespace:
+        return _FillNamespace()
+
+
+class _FillNamespace(_SymNamespace):
+    def zeros_like(self, x: Any) -> Sym:
+        return const(0.0)
+
+    def full_like(self, x: Any, value: float) -> Sym:
+        return _lift(value)
+
+
+_DECISIONS: ContextVar[dict[str, Any] | None] = ContextVar("decisions", default=None)
+"""While tracing: the hyperparameters the rule's code branched on, and how."""
+
+
+class _Recorded(dict[str, Any]):
+    """Hyperparameters that note which options (bools, strings, None) are read."""
+
+    def __getitem__(self, name: str) -> Any:
+        value = super().__getitem__(name)
+        decisions = _DECISIONS.get()
+        if decisions is not None and not isinstance(value, Sym):
+            decisions[name] = value
+        return value
+
+
 def _is_numeric(value: Any) -> bool:
     if type(value) in (float, int):  # asked every step: skip the slow ABC check when we can
         return True
@@ -171,16 +210,20 @@ def trace(spec: Spec, hp: Hyperparameters) -> Program:
     array_state = [f for f in spec.state_fields if f not in scalar_state]
     p = Sym("input", ("p",), "array")
     g = Sym("input", ("g",), "array")
-    sym_hp = {
-        name: Sym("input", (name,), "scalar", value) if _is_numeric(value) else value
-        for name, value in hp.items()
-    }
+    sym_hp = _Recorded(
+        {
+            name: Sym("input", (name,), "scalar", value) if _is_numeric(value) else value
+            for name, value in hp.items()
+        }
+    )
     t = Sym("input", ("t",), "scalar")
     state_values = {
         **{f: Sym("input", (f,), "array") for f in array_state},
         **{f: Sym("input", (f,), "scalar") for f in scalar_state},
     }
     state = spec.state_type(**{f: state_values[f] for f in spec.state_fields})
+    decisions: dict[str, Any] = {}
+    token = _DECISIONS.set(decisions)
     try:
         g_eff = rule_step.effective_gradient(p, g, sym_hp)
         scalars = spec.group_scalars([g_eff]) if spec.group_scalars else {}
@@ -189,10 +232,15 @@ def trace(spec: Spec, hp: Hyperparameters) -> Program:
         p_new, new_state = rule_step.update(
             spec, p, g_eff, state, t=t_sym, hp=sym_hp, scalars=scalars
         )
+        theta = _lift(rule_step.theta(spec, p, state))
+        fill = _Fill("input", ("p",), "array")
+        initial = spec.init(fill, **{name: sym_hp[name] for name in spec.init_args})._asdict()
     except TraceError:
         raise
     except (TypeError, AttributeError) as error:  # the rule used something we cannot trace
         raise TraceError(f"{spec.name}: {error}") from error
+    finally:
+        _DECISIONS.reset(token)
     new = new_state._asdict()
     outputs: dict[str, Node] = {"p": _lift(p_new), **{f: _lift(new[f]) for f in array_state}}
     for name, node in outputs.items():
@@ -206,6 +254,9 @@ def trace(spec: Spec, hp: Hyperparameters) -> Program:
         scalar_inputs=scalar_inputs,
         outputs=outputs,
         scalar_outputs=scalar_outputs,
+        theta=theta,
+        initial={name: _lift(value) for name, value in initial.items()},
+        decisions=decisions,
     )
     program.reductions = _collect_reductions([*outputs.values(), *scalar_outputs.values()])
     return program

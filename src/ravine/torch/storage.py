@@ -91,6 +91,12 @@ def next_step(state: State) -> int:
     return int(state["step"]) + 1
 
 
+def step_scalars(state: State, scalar_state: Sequence[str]) -> dict[str, float]:
+    """The per-step inputs a traced program reads from a state: ``t`` and the scalar
+    state (NAG's shift, NAdam's μ-product), as floats."""
+    return {"t": float(next_step(state)), **{f: float(state[f]) for f in scalar_state}}
+
+
 def _one(views: list[torch.Tensor]) -> Any:
     return views[0]
 

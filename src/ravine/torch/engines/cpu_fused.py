@@ -282,7 +282,7 @@ class FusedEngine:
             totals = np.zeros(len(program.reductions))
             reduction_scalars = program.evaluator("reduction")
             for batch in batches:
-                env.update(_batch_env(batch.states[0], scalar_state))
+                env.update(storage.step_scalars(batch.states[0], scalar_state))
                 scalars = np.array(reduction_scalars(env), dtype=np.float64)
                 partial = np.zeros((batch.threads, len(program.reductions)))
                 _, reduce = batch.kernel
@@ -296,7 +296,7 @@ class FusedEngine:
         count = len(program.kernel_scalars())
         for batch in batches:
             first = batch.states[0]
-            env.update(_batch_env(first, scalar_state))
+            env.update(storage.step_scalars(first, scalar_state))
             values = update_scalars(env)  # the kernel's scalars, then the new scalar state
             update, _ = batch.kernel
             update(*_arguments(batch, np.array(values[:count], dtype=np.float64)))
@@ -305,10 +305,6 @@ class FusedEngine:
 
 def _arguments(batch: _Batch, scalars: np.ndarray) -> tuple[int, int, int, int, int]:
     return (len(batch.members), *batch.addresses, _pointer(scalars), batch.threads)
-
-
-def _batch_env(state: State, scalar_state: tuple[str, ...]) -> dict[str, float]:
-    return {"t": float(storage.next_step(state)), **{f: float(state[f]) for f in scalar_state}}
 
 
 def _tables(
