@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck format docs bench clean
+.PHONY: demo test lint typecheck browser format docs bench clean
 
 $(STAMP): requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,22 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck  ## lint, format check, type check, then the test suite
-	$(BIN)/python -m pytest -n 2
+# The browser tests drive Debian's Chromium through Playwright (whose own browser download
+# cannot work offline). As root, install it when it is missing; otherwise say that those
+# tests will skip (-rs prints each skip's reason).
+browser:
+	@command -v chromium >/dev/null && exit 0; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+			|| echo "WARNING: apt-get install chromium failed: the browser tests will skip"; \
+	else \
+		echo "WARNING: chromium is missing and this is not root: the browser tests will skip" \
+			"(sudo apt-get install -y chromium)"; \
+	fi
+
+test: lint typecheck browser  ## lint, format check, type check, then the test suite
+	$(BIN)/python -m pytest -n 2 -rs
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests examples benchmarks

@@ -3,6 +3,7 @@
 * ``ravine demo [--out DIR] [--steps N] [--kappa K] [--no-report]``: the table, then the report;
 * ``ravine lab report [--out DIR] [--steps N] [--kappa K] [--trials T] [--seeds S]
   [--no-animation]``;
+* ``ravine lab explore [--out DIR]``: the interactive page, ``DIR/explore.html``;
 * ``ravine train {kingma-fig1,kingma-fig2,bias-correction,sutskever,zeiler} [--quick]
   [--out DIR]``: a paper's comparison on the digits; prints the tables and writes
   NAME.json, NAME.md and NAME.png.
@@ -33,7 +34,9 @@ def _parser() -> argparse.ArgumentParser:
         "--kappa", type=float, default=50.0, help="valley's condition number (default: %(default)s)"
     )
     demo.add_argument(
-        "--no-report", action="store_true", help="skip the HTML report (written to OUT/report)"
+        "--no-report",
+        action="store_true",
+        help="skip the HTML pages (the report, OUT/report, and the explore page, OUT/explore)",
     )
     lab = commands.add_parser("lab", help="the lab's longer work").add_subparsers(
         dest="lab_command", required=True, metavar="LAB_COMMAND"
@@ -56,6 +59,15 @@ def _parser() -> argparse.ArgumentParser:
         "--seeds", type=int, default=10, help="seeds per batch size (default: %(default)s)"
     )
     report.add_argument("--no-animation", action="store_true", help="skip the GIF")
+    explore = lab.add_parser(
+        "explore",
+        help="one offline HTML page where all nine optimizers run live in the browser",
+        description="Write OUT/explore.html: the surfaces, sliders and trajectories of all "
+        "nine optimizers, computed in the page by the library's own traced rules.",
+    )
+    explore.add_argument(
+        "--out", default="out/explore", help="output folder (default: %(default)s)"
+    )
     train = commands.add_parser(
         "train",
         help="real training on scikit-learn's digits: reproduce a paper's comparison",
@@ -98,6 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             seeds=args.seeds,
             animation=not args.no_animation,
         )
+    elif args.command == "lab" and args.lab_command == "explore":
+        from .lab import explore
+
+        print(f"open {explore.build(args.out).resolve()}")
     elif args.command == "train":
         _train(args.experiment, quick=args.quick, out_dir=args.out)
     return 0

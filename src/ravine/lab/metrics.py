@@ -38,6 +38,61 @@ def steps_to_tolerance(traj: Trajectory, tol: float, *, stay: bool = False) -> i
     return int(hits[0]) if hits.size else None
 
 
+def stall_step(
+    traj: Trajectory, tol: float, *, window: int = 50, factor: float = 2.0
+) -> int | None:
+    """The first k from which the run is stalled for good; None if it does not stall.
+
+    With ``gap_j = losses[j] − f_min``, the run is stalled over the ``window`` steps from
+    j (j + window ≤ N) when all three hold:
+
+    * ``tol < gap_{j+window} < ∞`` and ``tol < gap_j < ∞``: not at the minimum, not diverged;
+    * ``gap_{j+window} > gap_j / factor``: the gap does not shrink ``factor``-fold (by
+      default: halving it takes more than ``window`` steps);
+    * ``‖θ_{j+window} − θ_j‖ ≥ ½ Σ_{i=j}^{j+window−1} ‖θ_{i+1} − θ_i‖``: it still heads
+      one way. A run that hovers at a constant lr, overshooting back and forth around
+      the minimum (RMSProp, NormalizedGD), gets no closer either, but its steps are as long
+      as ever: it has not stalled, it cannot settle.
+
+    The answer is the first k such that the run is stalled over every window from k to
+    N − window: Adagrad's steps shrink until it stalls; RMSProp keeps going. None when the
+    last window is not stalled, or the run has fewer than ``window`` steps.
+
+    >>> import numpy as np
+    >>> from ravine.lab.run import Trajectory
+    >>> def line(x):
+    ...     thetas = np.stack([x, np.zeros(len(x))], axis=1)
+    ...     return Trajectory("demo", {}, "line", 0.0, thetas, thetas, x**2, thetas, {})
+    >>> halves = 10.0 * 0.5 ** np.arange(5)                         # 10, 5, …, 0.625
+    >>> creeps = 0.625 - 0.001 * np.arange(1, 6)                    # 0.624, 0.623, …
+    >>> stall_step(line(np.r_[halves, creeps]), 1e-6, window=3)
+    4
+    >>> hovers = 0.625 * (-1.0) ** np.arange(1, 6)                  # −0.625, 0.625, …
+    >>> print(stall_step(line(np.r_[halves, hovers]), 1e-6, window=3))
+    None
+    """
+    gap = traj.losses - traj.f_min
+    j = np.arange(len(gap) - window)
+    if j.size == 0:
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        travelled = np.concatenate([[0.0], np.cumsum(np.linalg.norm(traj.moves, axis=1))])
+        net = np.linalg.norm(traj.thetas[j + window] - traj.thetas[j], axis=1)
+        a, b = gap[j], gap[j + window]
+        stalled = (
+            np.isfinite(a)
+            & np.isfinite(b)
+            & (a > tol)
+            & (b > tol)
+            & (b > a / factor)
+            & (net >= 0.5 * (travelled[j + window] - travelled[j]))
+        )
+    if not stalled[-1]:
+        return None
+    moving = np.flatnonzero(~stalled)
+    return int(moving[-1]) + 1 if moving.size else 0
+
+
 def final_loss(traj: Trajectory) -> float:
     """f(θ_N), the loss after the last step (inf or NaN if the run diverged)."""
     return float(traj.losses[-1])
