@@ -1,7 +1,7 @@
 """Speed and memory of one optimizer step: ravine against torch.optim, side by side.
 
     python benchmarks/bench.py [--workloads A,B,C] [--optimizers Adam,RMSProp] [--rounds 7]
-                               [--impls fused,foreach,per_tensor] [--device cpu|cuda]
+                               [--impls fused,triton,foreach,per_tensor] [--device cpu|cuda]
                                [--json out/bench/bench.json]
 
 Workloads (float32):
@@ -65,7 +65,8 @@ TORCH_TWINS: dict[str, tuple[type[torch.optim.Optimizer], dict[str, Any], dict[s
     ),
 }
 IMPLEMENTATIONS = {
-    "fused": {"fused": True},
+    "fused": {"fused": True},  # C on the CPU, Triton on CUDA
+    "triton": {"fused": "triton"},  # on the CPU only under TRITON_INTERPRET=1
     "foreach": {"foreach": True},
     "per_tensor": {"foreach": False},
 }
@@ -232,8 +233,10 @@ class Row:
 
 
 def measure(
-    workload: str, name: str, impls: list[str], device: str, rounds: int
+    workload: str, name: str, impls: list[str], device: str, rounds: int, budget_s: float = 1.0
 ) -> tuple[list[Row], float]:
+    """Every case of one workload and optimizer, timed in interleaved rounds of about
+    ``budget_s`` seconds per case in all; and the streaming bandwidth measured alongside."""
     shapes = WORKLOADS[workload]()
     elements = sum(math.prod(s) for s in shapes)
     param_bytes = elements * 4
@@ -264,9 +267,9 @@ def measure(
                 f"  {workload} {name} {library} {mode}: skipped ({str(error).splitlines()[0][:70]})"
             )
             continue
-        ready.append((library, mode, opt, steps_per_round(opt.step, device, rounds)))
+        ready.append((library, mode, opt, steps_per_round(opt.step, device, rounds, budget_s)))
     limit, limit_bytes = triad(elements, arrays, device)
-    limit_per_round = steps_per_round(limit, device, rounds)
+    limit_per_round = steps_per_round(limit, device, rounds, budget_s)
     samples: dict[int, list[float]] = {i: [] for i in range(len(ready) + 1)}
     for _ in range(rounds):
         for i, (_, _, opt, per_round) in enumerate(ready):
@@ -335,8 +338,6 @@ def main(argv: list[str] | None = None) -> list[Row]:
     parser.add_argument("--markdown", help="also write the summary table to this file")
     args = parser.parse_args(argv)
     impls = [i for i in args.impls.split(",") if i]
-    if args.device == "cuda":
-        impls = [i for i in impls if i != "fused"] or ["foreach"]  # fused is CPU-only for now
 
     # the C++ walker builds in the background on first use (then comes from the disk cache):
     # measure what a long run gets, and say so

@@ -36,7 +36,7 @@ class Optimizer(torch.optim.Optimizer):
         lr: float | None = None,
         *,
         foreach: bool | None = None,
-        fused: bool | None = None,
+        fused: bool | str | None = None,
         nonfinite: str = "ignore",
         reduce_group: Any = None,
         **hparams: Any,

@@ -10,7 +10,8 @@ from .optimizer import Optimizer
 _INTRO = (
     "A drop-in ``torch.optim.Optimizer``: ``opt = {name}(model.parameters(), lr=…)``, then "
     "``loss.backward(); opt.step()``. Implementations, all running the same rule: "
-    "``fused=True`` compiles it into one in-place pass over all tensors (CPU); "
+    "``fused=True`` compiles it into one in-place pass over all tensors (C on the CPU, "
+    "Triton on CUDA; ``fused='triton'`` forces Triton); "
     "``foreach=True`` runs it on batches of tensors with ``torch._foreach_*``; "
     "``foreach=False`` tensor by tensor. The default (both None) is fused on the CPU when a "
     "C compiler is present, else batched on accelerators and per-tensor on the CPU."

@@ -8,6 +8,7 @@ writes state through :mod:`ravine.torch.storage`. They are known by name:
 ``foreach``    the rule on batches of tensors, one ``torch._foreach_*`` call per operation
                (:mod:`.foreach`)
 ``cpu_fused``  the traced rule compiled to C, one pass over all tensors (:mod:`.cpu_fused`)
+``triton``     the traced rule as Triton kernels, one launch per batch (:mod:`.triton_fused`)
 =============  ===========================================================================
 
 :func:`choose` maps the user's ``foreach=``/``fused=`` flags and the tensors' devices to a
@@ -25,32 +26,38 @@ import torch
 
 from ...rules import Spec
 from ..storage import State
-from . import cpu_fused, dtensor, foreach, per_tensor
+from . import cpu_fused, dtensor, foreach, per_tensor, triton_fused
 from .cpu_fused import FusedEngine
+from .triton_fused import TritonEngine
 
 Engine = Callable[
     [Spec, Sequence[torch.Tensor], Sequence[torch.Tensor], Sequence[State], Mapping[str, Any]], None
 ]
 
 ENGINES: Mapping[str, Engine] = {"per_tensor": per_tensor.step, "foreach": foreach.step}
-"""The engines that keep nothing between steps, by name (``cpu_fused`` keeps kernels and
-plans: one :class:`~.cpu_fused.FusedEngine` per optimizer, held by its :class:`Selector`)."""
+"""The engines that keep nothing between steps, by name (``cpu_fused`` and ``triton`` keep
+kernels and plans or tables: one :class:`~.cpu_fused.FusedEngine` and one
+:class:`~.triton_fused.TritonEngine` per optimizer, held by its :class:`Selector`)."""
 
 
 def check_implementation(
     owner: str, foreach: Any, fused: Any, reduce_group: Any = None
-) -> dict[str, bool | None]:
+) -> dict[str, bool | str | None]:
     """The ``foreach``/``fused`` choice, checked where it is made (constructor,
-    ``add_param_group``) and where it is loaded (a checkpoint's groups)."""
-    for name, value in (("foreach", foreach), ("fused", fused)):
-        if value is not None and not isinstance(value, bool):
-            raise TypeError(f"{owner}: {name} must be True, False or None, got {value!r}")
+    ``add_param_group``) and where it is loaded (a checkpoint's groups). ``fused="triton"``
+    forces the Triton engine on any device."""
+    if foreach is not None and not isinstance(foreach, bool):
+        raise TypeError(f"{owner}: foreach must be True, False or None, got {foreach!r}")
+    if not (fused is None or isinstance(fused, bool) or fused == "triton"):
+        raise TypeError(f"{owner}: fused must be True, False, None or 'triton', got {fused!r}")
     if foreach and fused:
-        raise ValueError(f"{owner}: foreach=True and fused=True exclude each other; choose one")
+        raise ValueError(
+            f"{owner}: foreach=True and fused={fused!r} exclude each other; choose one"
+        )
     if fused and reduce_group is not None:  # a cross-process sum cannot run inside a kernel
         raise ValueError(
-            f"{owner}: fused=True cannot take reduce_group={reduce_group!r}; use foreach=True "
-            "or leave both None"
+            f"{owner}: fused={fused!r} cannot take reduce_group={reduce_group!r}; use "
+            "foreach=True or leave both None"
         )
     return {"foreach": foreach, "fused": fused}
 
@@ -79,24 +86,36 @@ def devices(params: Sequence[torch.Tensor]) -> Devices:
 
 
 def choose(
-    owner: str, foreach: bool | None, fused: bool | None, where: Devices, reduces: bool
+    owner: str, foreach: bool | None, fused: bool | str | None, where: Devices, reduces: bool
 ) -> str:
     """The engine's name for a group.
 
-    * ``fused=True``, or both flags None on the CPU: ``cpu_fused`` (``fused=True`` elsewhere
-      raises: there is no fused engine for accelerators yet);
+    * ``fused="triton"``: ``triton`` on any device where it can run (CUDA; the CPU only
+      under ``TRITON_INTERPRET=1``), else it raises;
+    * ``fused=True``, or both flags None on the CPU: ``cpu_fused`` on the CPU; ``fused=True``
+      on CUDA: ``triton`` (elsewhere it raises);
     * ``foreach=True``, or both None on accelerators (where kernel launches dominate):
-      ``foreach``;
+      ``foreach`` (also on CUDA: Triton becomes the default there once measured faster);
     * otherwise ``per_tensor`` (on the CPU the batched kernels measured slower, as
       torch.optim's default also finds).
 
     ``reduces``: a cross-process reduction, which no kernel can run inside; never fused.
     """
+    if not reduces and fused == "triton":
+        problem = triton_fused.placement_problem(where.types)
+        if problem is not None:
+            raise RuntimeError(
+                f"{owner}: fused='triton' cannot step tensors on {sorted(where.types)}: "
+                f"{problem}; use fused=True or foreach=True instead"
+            )
+        return "triton"
     if not reduces and (fused or (fused is None and foreach is None and where.cpu)):
+        if where.types == {"cuda"}:
+            return "triton"
         if not where.cpu:
             raise RuntimeError(
-                f"{owner}: fused=True runs on CPU tensors only; got {sorted(where.types)}; "
-                "use foreach=True instead"
+                f"{owner}: fused=True runs on tensors all on the CPU (C kernels) or all on "
+                f"CUDA (Triton); got {sorted(where.types)}; use foreach=True instead"
             )
         return "cpu_fused"
     if foreach is None:
@@ -112,8 +131,11 @@ class Selector:
         self.spec, self.owner, self.reduce_group = spec, spec.name, reduce_group
         self.fused: FusedEngine | None = None
         """Created on first use (only if a C compiler works)."""
+        self.triton: TritonEngine | None = None
+        """Created on first use (only if Triton imports)."""
         self._devices: dict[tuple[int, ...], Devices] = {}
         self._warned_unavailable = False
+        self._warned_triton = False
         self._group_layout: tuple[tuple[int, int], ...] = ()
 
     def devices(self, params: list[torch.Tensor]) -> Devices:
@@ -142,6 +164,11 @@ class Selector:
             engine = self._fused_engine(required=bool(fused))
             if engine is not None:
                 return engine
+            name = choose(self.owner, foreach, False, where, reduces)
+        elif name == "triton":
+            triton = self._triton_engine(required=fused == "triton")
+            if triton is not None:
+                return triton
             name = choose(self.owner, foreach, False, where, reduces)
         return ENGINES[name]
 
@@ -193,12 +220,26 @@ class Selector:
             self.fused = FusedEngine()
         return self.fused
 
+    def _triton_engine(self, required: bool) -> TritonEngine | None:
+        if self.triton is None:
+            problem = triton_fused.import_problem()
+            if problem is not None:
+                if required:
+                    raise RuntimeError(f"{self.owner}: fused='triton': {problem}")
+                if not self._warned_triton:  # once per optimizer
+                    self._warned_triton = True
+                    triton_fused.warn_unavailable(problem)
+                return None
+            self.triton = TritonEngine()
+        return self.triton
+
     def count_fallback(self, n: int) -> None:
-        """``n`` tensor-steps the fused engine handed to the per-tensor one (DTensors)."""
-        if self.fused is not None:
-            self.fused.fallbacks += n
+        """``n`` tensor-steps a fused engine handed to the per-tensor one (DTensors)."""
+        engine = self.fused or self.triton
+        if engine is not None:
+            engine.fallbacks += n
 
     @property
     def fallbacks(self) -> int:
-        """Tensor-steps the fused engine handed to the per-tensor one."""
-        return self.fused.fallbacks if self.fused is not None else 0
+        """Tensor-steps the fused engines handed to the per-tensor one."""
+        return sum(e.fallbacks for e in (self.fused, self.triton) if e is not None)
