@@ -67,3 +67,24 @@ def test_load_state_dict_keeps_the_engines_and_their_fallback_count():
         p.grad = torch.randn_like(p)
     opt.step()
     assert opt.fallbacks == 3
+
+
+def test_a_group_of_real_and_complex_parameters_keeps_its_plan():
+    """Real and complex parameters stream in separate batches, so the plan's per-step check
+    (one dtype per batch) holds and the group takes the planned step; it re-planned every
+    step when they shared a batch (found by review)."""
+    base = [torch.randn(5), torch.randn(3, dtype=torch.complex64)]
+    fused = [t.clone().requires_grad_() for t in base]
+    reference = [t.clone().requires_grad_() for t in base]
+    opt, ref = rt.Adam(fused, lr=0.1, fused=True), rt.Adam(reference, lr=0.1, foreach=False)
+    for step in range(3):
+        gen = torch.Generator().manual_seed(step)
+        for a, b in zip(fused, reference, strict=True):
+            a.grad = torch.randn(a.shape, dtype=a.dtype, generator=gen)
+            b.grad = a.grad.clone()
+        opt.step()
+        ref.step()
+    checked = [opt._hyperparameters(g) for g in opt.param_groups]
+    assert sorted(opt._planned(checked)) == [0]
+    for a, b in zip(fused, reference, strict=True):
+        assert torch.allclose(a, b, rtol=1e-6, atol=1e-7)

@@ -236,8 +236,44 @@ def test_without_triton_fused_true_warns_and_uses_foreach(monkeypatch):
         assert opt._engines.engine(opt.param_groups[0], [p]) is foreach.step
     forced = rt.Adam([p], fused="triton")
     _on_cuda(forced, monkeypatch)
-    with pytest.raises(RuntimeError, match="Adam: fused='triton': Triton is not installed"):
+    with pytest.raises(RuntimeError, match="Adam: fused='triton' .*Triton is not installed"):
         forced._engines.engine(forced.param_groups[0], [p])
+    # the warning names the engine actually used (review finding)
+    quiet = rt.Adam([p], fused=True, foreach=False)
+    _on_cuda(quiet, monkeypatch)
+    with pytest.warns(RuntimeWarning, match="uses the per_tensor implementation"):
+        quiet._engines.engine(quiet.param_groups[0], [p])
+
+
+@needs_triton
+@pytest.mark.usefixtures("interpret")
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_normalized_gd_with_weight_decay(decoupled):
+    """Coupled weight decay enters the norm's reduction, which must see the
+    hyperparameters (it raised KeyError: 'weight_decay')."""
+    hp = {"lr": 0.05, "weight_decay": 0.01, "decoupled_weight_decay": decoupled}
+    (pa, fa), (pb, fb) = _run_pair("NormalizedGD", torch.float64, **hp)
+    assert fa.fallbacks == 0
+    _assert_close(pa, fa, pb, fb, torch.float64)
+
+
+@needs_triton
+@pytest.mark.usefixtures("interpret")
+@pytest.mark.parametrize("first", ["real", "complex"])
+def test_real_and_complex_parameters_in_one_group(first):
+    """A complex tensor streams as pairs of reals: its element count is its own, whatever
+    the batch's first tensor is (a real one first updated only half of it)."""
+    real = torch.randn(5, dtype=torch.float32)
+    cplx = torch.randn(3, dtype=torch.complex64)
+    base = [real, cplx] if first == "real" else [cplx, real]
+    a = [t.clone().requires_grad_() for t in base]
+    b = [t.clone().requires_grad_() for t in base]
+    fa, fb = rt.SGD(a, lr=0.1, fused="triton"), rt.SGD(b, lr=0.1, foreach=False)
+    for step in range(2):
+        _step(a, fa, step)
+        _step(b, fb, step)
+    for x, y in zip(a, b, strict=True):
+        assert torch.equal(x, y)
 
 
 def test_fused_values_are_checked_with_what_is_valid():

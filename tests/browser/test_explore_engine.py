@@ -341,7 +341,7 @@ def test_parity_with_numpy(lab: Any, spec: dict[str, Any]) -> None:
         f"({elementwise.run})"
     )
     parted = [(run, p) for run, p in zip(runs, results, strict=True) if not p.within(TOL)]
-    if spec["name"] not in CHAOTIC:
+    if spec["name"] not in CHAOTIC or not parted:
         assert [p for _, p in parted] == []
         return
     again = page_runs(lab, spec, [run for run, _ in parted], ["theta", "points", "grads"])

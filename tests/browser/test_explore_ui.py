@@ -402,3 +402,117 @@ def test_screenshots_and_layout(ui: Any, width: int, height: int) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     p.screenshot(path=str(SCREENSHOTS / f"explore-{width}x{height}.png"))
     p.screenshot(path=str(SCREENSHOTS / f"explore-{width}x{height}-full.png"), full_page=True)
+
+
+@pytest.mark.parametrize(
+    "how", ["typed", "address", "rosenbrock"], ids=["typed", "address", "rosenbrock"]
+)
+def test_a_start_whose_loss_is_infinite_is_labelled_not_a_crash(ui: Any, how: str) -> None:
+    p = ui.page
+    if how == "typed":
+        commit(p, "#start-x", "1e200")
+    elif how == "address":
+        p.goto(ui.url + "#start=1e308,1e308")
+        ready(p)
+    else:
+        p.select_option("#surface", "rosenbrock")
+        commit(p, "#start-y", "1e160")
+    settle(p)
+    p.evaluate("() => new Promise((done) => requestAnimationFrame(() => done()))")
+    settle(p)
+    for name in ["SGD", "Adam"]:
+        assert run(p, name)["diverged"] == 0
+        assert "diverged at step 0" in p.inner_text(f"#legend-{name}")
+    assert "diverged at step 0" in p.inner_text("#internals")
+    assert "diverges at step 0" in p.inner_text("#captions") or how == "rosenbrock"
+    assert pixels(p, "contours")["painted"] > 1000  # the page is drawn, not blank
+    assert ui.errors == []
+
+
+@pytest.mark.parametrize("field", ["on=Foo", "on=", "on=Foo,Bar"])
+def test_an_on_field_with_no_known_optimizer_falls_back_to_all_nine(ui: Any, field: str) -> None:
+    p = ui.page
+    p.goto(ui.url + "#surface=booth&" + field)
+    ready(p)
+    assert len(state(p)["on"]) == 9
+    assert "invalid on=" in p.inner_text("#notice")
+    assert state(p)["surface"] == "booth"  # the other fields are kept
+
+
+def test_on_none_is_a_valid_view(ui: Any) -> None:
+    p = ui.page
+    p.goto(ui.url + "#surface=booth&on=none")
+    p.wait_for_function("() => window.ravineExplore !== undefined")
+    assert state(p)["on"] == []
+    assert p.is_hidden("#notice")
+
+
+def test_a_bad_option_value_names_its_default_as_itself(ui: Any) -> None:
+    p = ui.page
+    p.goto(ui.url + "#Momentum.ema=maybe&Adam.eps_mode=sideways")
+    ready(p)
+    notice = p.inner_text("#notice")
+    assert "using ema = " in notice and "using eps_mode = " in notice
+    assert "∞" not in notice
+    default = p.evaluate("() => window.ravineLab.optimizers.find((o) => o.name === 'Adam')")
+    assert f"using eps_mode = {default['defaults']['eps_mode']}" in notice
+
+
+def test_the_tuned_note_is_reset_once_a_listed_lr_changes(ui: Any) -> None:
+    p = ui.page
+    commit(p, "#steps", "60")
+    p.click("#tune")
+    tuned = "() => document.getElementById('tune-note').textContent.startsWith('Tuned')"
+    p.wait_for_function(tuned, timeout=120_000)
+    settle(p)
+    assert p.evaluate(tuned)
+    # an lr slider
+    p.focus("#Adam-lr")
+    p.keyboard.press("ArrowRight")
+    settle(p)
+    assert not p.evaluate(tuned)
+    # Back to the tuned values: the note does not come back with stale numbers either
+    p.click("#tune")
+    p.wait_for_function(tuned, timeout=120_000)
+    settle(p)
+    p.go_back()
+    p.wait_for_function(f"() => !({tuned[6:]})")
+
+
+TOUCH = """
+([type, target, x, y]) => {
+  const el = document.getElementById(target);
+  el.dispatchEvent(new PointerEvent(type, {pointerId: 7, pointerType: "touch", isPrimary: true,
+    button: type === "pointermove" ? -1 : 0, clientX: x, clientY: y, bubbles: true,
+    cancelable: true}));
+}
+"""
+
+
+def test_a_swipe_on_the_plot_does_not_move_the_start_but_a_tap_does(ui: Any) -> None:
+    p = ui.page
+    box = p.locator("#plot").bounding_box()
+    x, y = box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3
+    before = state(p)["start"]
+    # a swipe (the page scrolls: the browser cancels the pointer)
+    p.evaluate(TOUCH, ["pointerdown", "paths", x, y])
+    p.evaluate(TOUCH, ["pointermove", "paths", x, y - 40])
+    p.evaluate(TOUCH, ["pointercancel", "paths", x, y - 80])
+    assert state(p)["start"] == before
+    # a swipe that ends with pointerup
+    p.evaluate(TOUCH, ["pointerdown", "paths", x, y])
+    p.evaluate(TOUCH, ["pointermove", "paths", x, y - 40])
+    p.evaluate(TOUCH, ["pointerup", "paths", x, y - 80])
+    assert state(p)["start"] == before
+    # a tap
+    p.evaluate(TOUCH, ["pointerdown", "paths", x, y])
+    p.evaluate(TOUCH, ["pointerup", "paths", x, y])
+    tapped = state(p)["start"]
+    assert tapped != before
+    # a drag from the handle moves it
+    h = p.locator("#handle").bounding_box()
+    hx, hy = h["x"] + h["width"] / 2, h["y"] + h["height"] / 2
+    p.evaluate(TOUCH, ["pointerdown", "handle", hx, hy])
+    p.evaluate(TOUCH, ["pointermove", "handle", hx + 50, hy + 30])
+    p.evaluate(TOUCH, ["pointerup", "handle", hx + 50, hy + 30])
+    assert state(p)["start"] != tapped

@@ -161,6 +161,8 @@ class Program:
         elif kernel == "theta":
             assert self.theta is not None, "traced without θ"
             scalars, roots, labels = self.theta_scalars(), [self.theta], ["theta"]
+        elif kernel != "reduction":
+            raise ValueError(f"invalid kernel={kernel!r}; valid: 'update', 'reduction', 'theta'")
         else:
             scalars, roots = self.reduction_scalars(), [r.args[0] for r in self.reductions]
             labels = [f"sum{r}" for r in range(len(roots))]

@@ -17,10 +17,12 @@ The kernels call no function of Triton's standard library (``tl.sum``, ``tl.zero
 are ``@triton.jit`` functions decorated when ``triton`` is imported, which the interpreter
 cannot run unless ``TRITON_INTERPRET=1`` was set before that import.
 
-Arithmetic rounds as the C kernels do: float32 division and square root are the IEEE
-ones (``div_rn``, ``sqrt_rn``; Triton's ``/`` on float32 is approximate), the launcher
-turns FMA contraction off, per-step scalars arrive in double and are rounded once, and
-reciprocals ``r{i}`` are computed in double then rounded. 16-bit storage is widened to
+The update's arithmetic rounds as the C kernels do: float32 division and square root are
+the IEEE ones (``div_rn``, ``sqrt_rn``; Triton's ``/`` on float32 is approximate), the
+launcher turns FMA contraction off, per-step scalars arrive in double and are rounded once,
+and reciprocals ``r{i}`` are computed in double then rounded. The reduction does not round
+as C's does: it adds each square in float64, where C adds float lanes flushed to double, so
+a norm can differ in its last bits. 16-bit storage is widened to
 float32 on load and rounded to nearest-even on store. Nothing here imports torch or
 Triton until :func:`load`.
 """

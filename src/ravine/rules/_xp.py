@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-Array = Any  # numpy.ndarray, torch.Tensor, TensorList, or a scalar
+Array = Any  # a NumPy array, a torch tensor, an array API array, a batch, or a scalar
 """What a rule computes with; kept abstract so one function serves every backend."""
 
 

@@ -3,8 +3,9 @@ and back.
 
 Per-parameter state is a dict: ``step`` (an int) plus the rule's state fields (tensors, or
 floats for per-tensor scalars such as NAdam's μ-product). Every engine reads it with
-:func:`load` and writes it with :func:`save`; the fused engine's plan and the checkpoint
-checks ask :func:`stored_dtype` and :func:`problem` what a stored tensor must be.
+:func:`load` and writes it with :func:`save`; the fused engines ask :func:`stream_formats`
+and :func:`stored_dtype` how a stored tensor is laid out, the checkpoint checks ask
+:func:`problem` what it must be.
 
 Today there is one format: a state tensor is stored in its parameter's (real) dtype, as in
 torch.optim. Arithmetic runs in at least float32: 16-bit parameters, gradients and state are

@@ -60,6 +60,10 @@
     s: "s: the average of squared steps",
   };
 
+  // Adagrad sums g²; RMSProp, AdaDelta, Adam and NAdam keep a decaying average of it
+  const fieldTitle = (name, f) =>
+    f === "G" && name !== "Adagrad" ? "G: the decaying average of g²" : FIELD_TITLES[f] || f;
+
   function pageHp(name) {
     const spec = SPEC[name];
     const hp = {};
@@ -103,6 +107,8 @@
     }
     return ascii ? s : s.replace(/-/g, "−");
   }
+  // a setting's value in a message: numbers through fmt, flags and choices as themselves
+  const fmtValue = (v) => (typeof v === "number" ? fmt(v) : String(v));
   const roundSig = (v, digits) => (v === 0 || !Number.isFinite(v) ? v : Number(v.toPrecision(digits)));
   const parseNumber = (text) => (String(text).trim() === "" ? NaN : Number(String(text).trim().replace(/−/g, "-")));
 
@@ -275,12 +281,16 @@
       else problems.push(`invalid steps=${text}; valid: an integer from 1 to ${MAX_STEPS}; using ${DEFAULT_STEPS}`);
     }
     if (fields.has("on")) {
+      // "none" (all switched off) is a valid view; a list with no known name is not
       const text = take("on");
-      s.on = new Set();
-      for (const name of text.split(",").filter((n) => n && n !== "none")) {
-        if (name in SPEC) s.on.add(name);
+      const on = new Set();
+      const names = text.split(",").filter((n) => n);
+      for (const name of names.filter((n) => n !== "none")) {
+        if (name in SPEC) on.add(name);
         else problems.push(`unknown optimizer “${name}”; valid: ${NAMES.join(", ")}`);
       }
+      if (on.size || (names.length && names.every((n) => n === "none"))) s.on = on;
+      else problems.push(`invalid on=${text}; valid: optimizer names separated by commas, or none; showing all ${NAMES.length}`);
     }
     for (const key of [...fields.keys()]) {
       const dot = key.indexOf(".");
@@ -299,7 +309,7 @@
         lab.hyperparameters(name, { [hpKey]: value });
         s.hp[name][hpKey] = value;
       } catch (e) {
-        problems.push(`${e.message}; using ${hpKey} = ${fmt(s.hp[name][hpKey])}`);
+        problems.push(`${e.message}; using ${hpKey} = ${fmtValue(s.hp[name][hpKey])}`);
       }
     }
     if (fields.has("show")) {
@@ -455,6 +465,7 @@
         get: () => state.params[key],
         set: (v) => {
           state.params[key] = v;
+          draftContours();
           invalidate(SURFACE | RUN);
           record(`param-${key}`);
         },
@@ -667,10 +678,22 @@
     return stops[i].map((c, k) => Math.round(c + (stops[i + 1][k] - c) * w));
   }
 
-  function drawContours() {
-    const { W, H, dpr } = geo;
+  // rough: while a surface slider is dragged, a grid twice as coarse drawn at half the
+  // resolution and scaled up (a quarter of the work); the full picture follows once the
+  // input settles (CONTOUR_SETTLE_MS after the last one).
+  const CONTOUR_SETTLE_MS = 180;
+  let roughContours = false, settleTimer = 0;
+  function draftContours() {
+    roughContours = true;
+    clearTimeout(settleTimer);
+    settleTimer = setTimeout(() => invalidate(CONTOUR), CONTOUR_SETTLE_MS);
+  }
+  let roughCanvas = null;
+  function drawContours(rough = false) {
+    const { W, H } = geo;
     const ctx = sizeCanvas(contourCanvas, W, H);
-    const cell = 3, gw = Math.ceil(W / cell) + 2, gh = Math.ceil(H / cell) + 2;
+    const dpr = rough ? 0.5 : geo.dpr;
+    const cell = rough ? 6 : 3, gw = Math.ceil(W / cell) + 2, gh = Math.ceil(H / cell) + 2;
     const gap = new Float64Array(gw * gh);
     let big = 0;
     for (let j = 0; j < gh; j++) {
@@ -701,7 +724,7 @@
       line[b - bandLo] = pack(c, 0.82);
     }
     const pw = Math.round(W * dpr), ph = Math.round(H * dpr);
-    const image = ctx.createImageData(pw, ph);
+    const image = new ImageData(pw, ph);
     const out = new Uint32Array(image.data.buffer);
     let bands = new Int32Array(pw), above = new Int32Array(pw);
     const scale = 1 / (dpr * cell);
@@ -717,7 +740,14 @@
       }
       [above, bands] = [bands, above];
     }
-    ctx.putImageData(image, 0, 0);
+    if (rough) {
+      roughCanvas = roughCanvas || document.createElement("canvas");
+      roughCanvas.width = pw;
+      roughCanvas.height = ph;
+      roughCanvas.getContext("2d").putImageData(image, 0, 0);
+      ctx.imageSmoothingEnabled = true;
+      ctx.drawImage(roughCanvas, 0, 0, W, H);
+    } else ctx.putImageData(image, 0, 0);
     drawAxes(ctx);
   }
 
@@ -823,7 +853,13 @@
       drawn.push(name);
       const { color, dash, marker } = LOOK[name];
       const th = r.theta, last = lastFinite(r), upto = Math.min(k, last);
-      if (last < 0) continue;
+      if (last < 0) {
+        // not finite at the start: nothing to draw but the label, at the (clamped) start
+        const [sx, sy] = startOf();
+        const x = Math.min(Math.max(toX(sx), 0), geo.W), y = Math.min(Math.max(toY(sy), 0), geo.H);
+        labels.push([`${name} diverged at step 0`, x, y, color]);
+        continue;
+      }
       const px = new Float64Array(last + 1), py = new Float64Array(last + 1);
       for (let i = 0; i <= last; i++) {
         px[i] = toX(th[i][0]);
@@ -1091,6 +1127,12 @@
       internalsKey = "";
       return;
     }
+    if (lastFinite(r) < 0) {
+      // the loss is not finite at the start itself: there is no step to show
+      box.textContent = `${name} diverged at step 0: the loss is not finite at the start point, so there are no internals to draw.`;
+      internalsKey = "";
+      return;
+    }
     const fields = Object.keys(r.internals).filter((f) => Array.isArray(r.internals[f][0]));
     const panels = [...fields, "step"];
     const key = name + ":" + panels.join(",");
@@ -1099,7 +1141,7 @@
       for (const f of panels) {
         const fig = document.createElement("div");
         fig.className = "panel-chart";
-        const title = f === "step" ? "effective step −Δθ/g" : FIELD_TITLES[f] || f;
+        const title = f === "step" ? "effective step −Δθ/g" : fieldTitle(name, f);
         fig.innerHTML = `<div class="panel-title"><span>${title}</span> <output></output></div><div class="panel-canvas"><canvas role="img"></canvas></div>`;
         fig.querySelector("canvas").setAttribute("aria-label", `${name}: ${title}, by step`);
         box.appendChild(fig);
@@ -1153,13 +1195,13 @@
       if (!state.on.has(name)) status = "off";
       else if (!r || r.error) status = r ? r.error : "";
       else if (r.diverged !== null) status = `diverged at step ${r.diverged}`;
-      else if (escaped(r)) status = "escaped below f_min";
+      else if (escaped(r)) status = "escaped < fₘᵢₙ";
       else {
         const k = stepsToTol(r);
         status = k === null ? `gap ${fmt(r.loss[r.loss.length - 1] - r.fMin, 2)}` : `within ${power(-6)} at ${k}`;
       }
       setText(li.querySelector(".legend-status"), status);
-      li.title = status;
+      li.title = status === "escaped < fₘᵢₙ" ? "escaped below fₘᵢₙ, the saddle point's value" : status;
     }
   }
 
@@ -1186,14 +1228,28 @@
 
   // On the saddle f_min is the saddle's value: a run that leaves it ends below it.
   const escaped = (r) => r.loss[r.loss.length - 1] - r.fMin < -TOL;
-  const distance = (r, k) => Math.hypot(r.theta[k][0] - surface.minimum[0], r.theta[k][1] - surface.minimum[1]);
+  // Himmelblau has four minima (the cross marks (3, 2)): distances are to the nearest
+  const MINIMA = {
+    himmelblau: [[3, 2], [-2.805118, 3.131312], [-3.77931, -3.283186], [3.584428, -1.848126]],
+  };
+  const minima = () => MINIMA[state.surface] || [surface.minimum];
+  const distance = (r, k) => Math.min(...minima().map((m) => Math.hypot(r.theta[k][0] - m[0], r.theta[k][1] - m[1])));
+  const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+  // "k× smaller", only where it says something (finite and clearly above 1)
+  const times = (v) => (Number.isFinite(v) && v >= 1.05 ? `${fmt(v, 2)}×` : null);
 
   function captions() {
     const out = [];
-    const ok = (n) => runs[n] && !runs[n].error;
+    const ok = (n) => runs[n] && !runs[n].error && state.on.has(n);
+    const need = (names, what) => {
+      const off = names.filter((n) => !state.on.has(n));
+      return off.length ? `Switch on ${off.join(" and ")} to see ${what}.` : null;
+    };
     const hp = (n, k) => fmt(state.hp[n][k]);
     // 1. Zig-zag: GD against Momentum along the steep direction.
-    if (ok("SGD") && ok("Momentum")) {
+    const zigNeed = need(["SGD", "Momentum"], "how momentum damps plain gradient descent's zig-zag");
+    if (zigNeed && runs.SGD && runs.Momentum && surface.steep) out.push(`<strong>Zig-zag.</strong> ${zigNeed}`);
+    else if (ok("SGD") && ok("Momentum")) {
       if (surface.steep) {
         const g = zigzag(runs.SGD), m = zigzag(runs.Momentum);
         const pct = (v) => (Number.isFinite(v) ? `${fmt(100 * v, 2)} %` : "—");
@@ -1202,8 +1258,12 @@
         else text += `takes back ${pct(g)} of its travel across the valley with its next step (zig-zag index ${fmt(g)}).`;
         if (runs.Momentum.diverged !== null) text += ` Momentum diverges at step ${runs.Momentum.diverged}.`;
         else if (Number.isFinite(g) && Number.isFinite(m)) {
-          text += ` Momentum (lr ${hp("Momentum", "lr")}, β ${hp("Momentum", "beta")}) damps the bounce: its index is ${fmt(m)}`;
-          text += m > 0 && g > 0 ? `, ${fmt(g / m, 2)}× smaller.` : ".";
+          const who = `Momentum (lr ${hp("Momentum", "lr")}, β ${hp("Momentum", "beta")})`;
+          if (!(g > 0)) text += ` Here it does not bounce, so there is nothing for momentum to damp: ${who} has index ${fmt(m)}.`;
+          else if (m < g) {
+            const k = m > 0 ? times(g / m) : null;
+            text += ` ${who} damps the bounce: its index is ${fmt(m)}${k ? `, ${k} smaller` : ""}.`;
+          } else text += ` ${who} does not damp it at this setting: its index is ${fmt(m)}, no smaller.`;
         }
         out.push(text);
       } else {
@@ -1223,19 +1283,26 @@
       reached.sort((a, b) => a[0] - b[0]);
       let text = `<strong>Steps to tolerance.</strong> Within ${power(-6)} of f<sub>min</sub> for good: `;
       text += reached.length ? reached.map(([k, n]) => `${n} after ${k}`).join(", ") : "none of them";
-      if (never.length) text += `; not within ${state.steps} steps: ${never.join(", ")}`;
+      if (never.length) text += `; not within ${plural(state.steps, "step")}: ${never.join(", ")}`;
       if (away.length) text += `; escaped below f<sub>min</sub> (the saddle point's value): ${away.join(", ")}`;
       out.push(text + ".");
     }
     // 3. Adagrad's ever-shrinking step against RMSProp's, and where each stalls.
-    if (ok("Adagrad") && ok("RMSProp") && runs.Adagrad.diverged === null && state.steps >= 2) {
+    const stallNeed = need(["Adagrad", "RMSProp"], "where Adagrad stalls and RMSProp does not");
+    if (stallNeed && runs.Adagrad && runs.RMSProp) out.push(`<strong>Where Adagrad stalls.</strong> ${stallNeed}`);
+    else if (ok("Adagrad") && ok("RMSProp") && runs.Adagrad.diverged === null && state.steps >= 2) {
       const a = runs.Adagrad, last = lastFinite(a), eff = effectiveStep(a, last);
-      const fall = [0, 1].map((i) => eff[0][i] / eff[eff.length - 1][i]);
+      const fall = [0, 1].map((i) => times(eff[0][i] / eff[eff.length - 1][i]));
       const r = runs.RMSProp, rl = lastFinite(r);
       const sa = stalledAt(a), sr = r.diverged === null ? stalledAt(r) : undefined;
-      let text = `<strong>Where Adagrad stalls.</strong> Adagrad divides lr by the root of <em>all</em> past squared gradients, so its effective step only shrinks: after ${last} steps it is ${fmt(fall[0], 2)}× (θ[0]) and ${fmt(fall[1], 2)}× (θ[1]) smaller than at the first step. `;
-      if (sa !== null && sa !== undefined) text += `From step ${sa} on it is stalled (50 more steps no longer halve its loss gap, though it still heads the same way); `;
-      text += `it ends ${fmt(distance(a, last))} from the minimum (it started ${fmt(distance(a, 0))} away).`;
+      let text = `<strong>Where Adagrad stalls.</strong> Adagrad divides lr by the root of <em>all</em> past squared gradients, so its effective step only shrinks`;
+      if (fall[0] && fall[1]) text += `: after ${plural(last, "step")} it is ${fall[0]} (θ[0]) and ${fall[1]} (θ[1]) smaller than at the first step. `;
+      else if (fall[0] || fall[1]) text += `: after ${plural(last, "step")} it is ${fall[0] || fall[1]} smaller along θ[${fall[0] ? 0 : 1}] than at the first step. `;
+      else text += `. `;
+      const stalled = sa !== null && sa !== undefined;
+      if (stalled) text += `From step ${sa} on it is stalled (50 more steps no longer halve its loss gap, though it still heads the same way); `;
+      const from = MINIMA[state.surface] ? "the nearest minimum" : "the minimum";
+      text += `${stalled ? "it" : "It"} ends ${fmt(distance(a, last))} from ${from} (it started ${fmt(distance(a, 0))} away).`;
       if (r.diverged !== null) text += ` RMSProp diverges at step ${r.diverged}.`;
       else {
         text += ` RMSProp forgets old gradients (γ ${hp("RMSProp", "gamma")})`;
@@ -1288,7 +1355,8 @@
     const resized = measure();
     if (resized || flags & (SURFACE | CONTOUR)) {
       fitView();
-      drawContours();
+      drawContours(roughContours && !resized && !(flags & CONTOUR));
+      roughContours = false;
     }
     const phases = {};
     const phase = (name, f) => {
@@ -1331,17 +1399,43 @@
     const box = plot.getBoundingClientRect();
     moveStart(fromX(event.clientX - box.left), fromY(event.clientY - box.top), "drag");
   }
-  plot.addEventListener("pointerdown", (event) => {
-    if (event.button !== 0) return;
+  // A mouse or pen moves the start at once and drags it. A finger on the plot may be
+  // scrolling the page (touch-action lets it pan), so it moves the start only on a tap;
+  // a drag that starts on the handle (touch-action: none) moves it along.
+  let tap = null; // {id, x, y, time} of a touch that may become a tap
+  function beginDrag(event) {
     dragging = event.pointerId;
-    plot.setPointerCapture(event.pointerId);
+    try {
+      plot.setPointerCapture(event.pointerId);
+    } catch (e) {
+      // a pointer the browser no longer tracks: the drag still follows plot's events
+    }
     plot.classList.add("dragging");
     pointerToStart(event);
     event.preventDefault();
     handle.focus({ preventScroll: true });
+  }
+  plot.addEventListener("pointerdown", (event) => {
+    if (event.button !== 0) return;
+    if (event.pointerType === "touch" && event.target !== handle) {
+      tap = { id: event.pointerId, x: event.clientX, y: event.clientY, time: performance.now() };
+      return;
+    }
+    beginDrag(event);
   });
-  plot.addEventListener("pointermove", (event) => event.pointerId === dragging && pointerToStart(event));
+  plot.addEventListener("pointermove", (event) => {
+    if (event.pointerId === dragging) pointerToStart(event);
+    else if (tap && event.pointerId === tap.id && Math.hypot(event.clientX - tap.x, event.clientY - tap.y) > 10) tap = null;
+  });
   const endDrag = (event) => {
+    if (tap && event.pointerId === tap.id) {
+      const still = Math.hypot(event.clientX - tap.x, event.clientY - tap.y) <= 10;
+      if (event.type === "pointerup" && still && performance.now() - tap.time < 800) {
+        pointerToStart(event);
+        handle.focus({ preventScroll: true });
+      }
+      tap = null;
+    }
     if (event.pointerId !== dragging) return;
     dragging = null;
     plot.classList.remove("dragging");
@@ -1445,9 +1539,14 @@
   const nextFrame = () => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
   // The lab's lr search (RAVINE_ANALYSIS.tune: ravine.lab.tune.tune_lr's grid, tolerance and
   // ranking), run here for the view as set, one optimizer a frame so that progress shows.
-  const TUNE_NOTE = $("tune-note").textContent;
-  let tunedFor = null; // the view the note's numbers are for
-  const tuneView = () => JSON.stringify([surfaceSpec(), startOf(), state.steps]);
+  // the note as the template wrote it, with its exponents in the page's own form (10⁻⁶)
+  const TUNE_NOTE = $("tune-note").textContent.replace(/\b\d+(?:\.\d+)?e[+-]?\d+\b/g, (m) => {
+    const v = Number(m), e = Math.log10(v);
+    return Number.isInteger(e) ? power(e) : fmt(v);
+  });
+  $("tune-note").textContent = TUNE_NOTE;
+  let tunedFor = null; // the view the note's numbers are for, with the lr it lists
+  const tuneView = () => JSON.stringify([surfaceSpec(), startOf(), state.steps, NAMES.map((n) => state.hp[n].lr)]);
   $("tune").addEventListener("click", async () => {
     const A = analysis(), button = $("tune"), note = $("tune-note");
     if (!A || !A.tune) {
@@ -1478,7 +1577,8 @@
     invalidate(RUN);
     record("tune");
   });
-  // once the view changes, the note goes back to saying what the button does
+  // once the view or any lr it lists changes (a slider, the map, Back), the note goes
+  // back to saying what the button does
   function updateTuneNote() {
     if (tunedFor !== null && tunedFor !== tuneView()) {
       tunedFor = null;
@@ -1528,23 +1628,35 @@
       maps[name] = { canvas, map: null };
       canvas.addEventListener("click", (event) => {
         const rect = canvas.getBoundingClientRect(), g = mapGeometry(canvas);
-        const lr = g.lr(event.clientX - rect.left), beta = g.beta(event.clientY - rect.top);
-        if (lr > 0 && beta >= 0 && beta < 1) setMapHp(name, lr, beta);
+        // a click on the margins counts as the nearest edge of the drawn range
+        const clamp = (v, lo, hi) => Math.min(Math.max(v, lo), hi);
+        const lr = g.lr(clamp(event.clientX - rect.left, mapPad.left, mapPad.left + g.pw));
+        const beta = g.beta(clamp(event.clientY - rect.top, mapPad.top, mapPad.top + g.ph));
+        setMapHp(name, clamp(lr, MAP_LRS[0], MAP_LRS[MAP_LRS.length - 1]), clamp(beta, 0, MAP_BETAS[MAP_BETAS.length - 1]));
       });
       canvas.addEventListener("keydown", (event) => {
         const d = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, 1], ArrowDown: [0, -1] }[event.key];
         if (!d) return;
         event.preventDefault();
         const ratio = MAP_LRS[1] / MAP_LRS[0], cell = MAP_BETAS[1];
-        const beta = Math.min(Math.max(state.hp[name].beta + d[1] * cell, 0), MAP_BETAS[MAP_BETAS.length - 1]);
-        setMapHp(name, state.hp[name].lr * ratio ** d[0], beta);
+        // one cell along the drawn range; a key never moves a value the other way (β = 0.995
+        // is above the map: ArrowUp keeps it), nor past the range
+        const along = (v, to, lo, hi, dir) =>
+          dir > 0 ? Math.max(v, Math.min(to, hi)) : dir < 0 ? Math.min(v, Math.max(to, lo)) : v;
+        const { lr, beta } = state.hp[name];
+        setMapHp(
+          name,
+          along(lr, lr * ratio ** d[0], MAP_LRS[0], MAP_LRS[MAP_LRS.length - 1], d[0]),
+          along(beta, beta + d[1] * cell, 0, MAP_BETAS[MAP_BETAS.length - 1], d[1]),
+        );
       });
     }
   }
 
   function setMapHp(name, lr, beta) {
-    state.hp[name].lr = roundSig(lr, 3);
-    state.hp[name].beta = Number(beta.toFixed(3));
+    const hp = state.hp[name]; // a value a key left where it was is kept exactly (β 0.9995)
+    if (lr !== hp.lr) hp.lr = roundSig(lr, 3);
+    if (beta !== hp.beta) hp.beta = Number(beta.toFixed(3));
     syncControls();
     invalidate(RUN);
     record(`map-${name}`);
@@ -1567,19 +1679,25 @@
       return;
     }
     if (!onValley) {
+      // nothing to show: stop measuring (it starts again, from scratch, on the valley)
+      if (mapJob) mapJob.cancelled = true;
+      mapJob = null;
       setText($("map-status"), "The map is drawn for the valley: choose the valley to see it.");
       return;
     }
-    const key = JSON.stringify([state.params, MAP_OPTIMIZERS.map(mapOptions)]);
+    // the rate does not depend on the rotation: the map is measured unrotated, once per κ
+    const key = JSON.stringify([mapSurface(), MAP_OPTIMIZERS.map(mapOptions)]);
     if (!mapJob || mapJob.key !== key) startMaps(key);
     for (const name of MAP_OPTIMIZERS) paintMap(name);
   }
+
+  const mapSurface = () => Object.assign(surfaceSpec(), "rotation" in state.params ? { rotation: 0 } : {});
 
   function startMaps(key) {
     if (mapJob) mapJob.cancelled = true;
     const job = { key, cancelled: false, queue: MAP_OPTIMIZERS.slice(), pixels: null };
     mapJob = job;
-    const surfaceNow = surfaceSpec();
+    const surfaceNow = mapSurface(), kappa = fmt(surfaceNow.kappa);
     const total = MAP_OPTIMIZERS.length * MAP_LRS.length * MAP_BETAS.length;
     let done = 0;
     const work = () => {
@@ -1607,10 +1725,10 @@
       }
       for (const name of MAP_OPTIMIZERS) paintMap(name);
       if (job.queue.length) {
-        setText($("map-status"), `Measuring the map for κ = ${fmt(state.params.kappa)}: ${Math.floor((100 * done) / total)} %`);
+        setText($("map-status"), `Measuring the map for κ = ${kappa}: ${Math.floor((100 * done) / total)} %`);
         requestAnimationFrame(work);
       } else {
-        setText($("map-status"), `Measured for κ = ${fmt(state.params.kappa)}: ${total} runs of ${MAP_STEPS} steps, in this page.`);
+        setText($("map-status"), `Measured for κ = ${kappa}: ${total} runs of ${MAP_STEPS} steps, in this page.`);
       }
     };
     for (const name of MAP_OPTIMIZERS) maps[name].map = null;

@@ -166,10 +166,11 @@ class Selector:
                 return engine
             name = choose(self.owner, foreach, False, where, reduces)
         elif name == "triton":
-            triton = self._triton_engine(required=fused == "triton")
+            instead = choose(self.owner, foreach, False, where, reduces)
+            triton = self._triton_engine(required=fused == "triton", instead=instead)
             if triton is not None:
                 return triton
-            name = choose(self.owner, foreach, False, where, reduces)
+            name = instead
         return ENGINES[name]
 
     def planned(
@@ -220,7 +221,7 @@ class Selector:
             self.fused = FusedEngine()
         return self.fused
 
-    def _triton_engine(self, required: bool) -> TritonEngine | None:
+    def _triton_engine(self, required: bool, instead: str) -> TritonEngine | None:
         if self.triton is None:
             problem = triton_fused.import_problem()
             if problem is not None:
@@ -228,13 +229,14 @@ class Selector:
                     raise RuntimeError(f"{self.owner}: fused='triton': {problem}")
                 if not self._warned_triton:  # once per optimizer
                     self._warned_triton = True
-                    triton_fused.warn_unavailable(problem)
+                    triton_fused.warn_unavailable(problem, instead)
                 return None
             self.triton = TritonEngine()
         return self.triton
 
     def count_fallback(self, n: int) -> None:
-        """``n`` tensor-steps a fused engine handed to the per-tensor one (DTensors)."""
+        """``n`` tensor-steps of DTensors that ran on the per-tensor engine instead of the
+        chosen one (counted in the fused engine there is, as before the Triton engine)."""
         engine = self.fused or self.triton
         if engine is not None:
             engine.fallbacks += n

@@ -226,8 +226,8 @@ class FusedEngine:
         eager: list[int] = []
         for i, (p, g, s) in enumerate(zip(params, grads, states, strict=True)):
             if _fits(p, g, s, spec):
-                dtype = real_view(p).dtype
-                groups[(dtype, *(s[f] for f in ("step", *scalar_state)))].append(i)
+                # complex apart from real: the per-step walk checks one dtype per batch
+                groups[(p.dtype, *(s[f] for f in ("step", *scalar_state)))].append(i)
             else:
                 eager.append(i)
         program = self._program(program_key, spec, hp) if groups else None

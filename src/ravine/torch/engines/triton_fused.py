@@ -89,6 +89,8 @@ def device_type() -> str:
 
 def placement_problem(types: frozenset[str]) -> str | None:
     """Why tensors on ``types`` cannot run here (None: they can)."""
+    if import_problem() is not None:
+        return import_problem()
     if types == {device_type()}:
         return None
     if interpreting():
@@ -98,9 +100,9 @@ def placement_problem(types: frozenset[str]) -> str | None:
     return "it runs on tensors all on one kind of device, CUDA"
 
 
-def warn_unavailable(reason: str) -> None:
+def warn_unavailable(reason: str, instead: str) -> None:
     warnings.warn(
-        f"ravine: Triton kernels unavailable ({reason}); fused=True on CUDA uses the foreach "
+        f"ravine: Triton kernels unavailable ({reason}); fused=True on CUDA uses the {instead} "
         "implementation",
         RuntimeWarning,
         stacklevel=_outside_level(),
@@ -169,7 +171,7 @@ class TritonEngine:
         else:
             for i, (p, g, state) in enumerate(zip(params, grads, states, strict=True)):
                 if _fits(p, g, state, spec, where):
-                    batch = (real_view(p).dtype, p.device, state["step"])
+                    batch = (p.dtype, p.device, state["step"])  # complex apart from real
                     batches[batch + tuple(state[f] for f in spec.scalar_state)].append(i)
                 else:
                     eager.append(i)
@@ -212,7 +214,8 @@ class TritonEngine:
     ) -> None:
         env: dict[str, float] = {n: float(hp[n]) for n in program.scalar_inputs if n in hp}
         if program.reductions:
-            env.update(program.reduction_results(self._reduce(program, spec, launches, states)))
+            totals = self._reduce(program, spec, env, launches, states)
+            env.update(program.reduction_results(totals))
         update_scalars = program.evaluator("update")
         count = len(program.kernel_scalars())
         outputs = ("step", *program.scalar_outputs)
@@ -236,7 +239,12 @@ class TritonEngine:
                     put(states[i], name, value)
 
     def _reduce(
-        self, program: Program, spec: Spec, launches: list[_Launch], states: Sequence[State]
+        self,
+        program: Program,
+        spec: Spec,
+        env: dict[str, float],
+        launches: list[_Launch],
+        states: Sequence[State],
     ) -> list[float]:
         """The reductions' totals over every batch: per-chunk partial sums into one buffer
         (batches, then tables, then chunks, in order), then one fixed-order sum."""
@@ -249,10 +257,11 @@ class TritonEngine:
         at = 0
         with _current(device):
             for launch in launches:
-                env = storage.step_scalars(states[launch.first], spec.scalar_state)
+                # the hyperparameters (weight decay enters the norm), then this batch's t
+                inputs = {**env, **storage.step_scalars(states[launch.first], spec.scalar_state)}
                 if launch.programs:
                     launch.kernel.ravine_reduce[(launch.programs,)](
-                        launch.table, launch.chunks, _on_device(reduction_scalars(env), device),
+                        launch.table, launch.chunks, _on_device(reduction_scalars(inputs), device),
                         launch.tensors, partial[at * count :], CHUNK=self.chunk,
                         BLOCK=self.block, enable_fp_fusion=False,
                     )  # fmt: skip
@@ -275,8 +284,7 @@ class TritonEngine:
         """The address and chunk tables of one launch, ``rows[stream][tensor]`` (kept on the
         device while the same addresses come back: autograd often reuses them)."""
         device = rows[0][0].device
-        # a batch has one dtype: complex (streamed as pairs of reals) or not
-        sizes = list(map(_numel, map(real_view, rows[0]) if rows[0][0].is_complex() else rows[0]))
+        sizes = [real_view(p).numel() for p in rows[0]]  # complex: pairs of reals
         flat = [x.data_ptr() for row in rows for x in row] + sizes
         key = (device, self.chunk, tuple(flat))
         if key not in self._tables:
