@@ -24,3 +24,16 @@ def test_cli_writes_one_self_contained_page(tmp_path: Path, capsys: pytest.Captu
     # every optimizer's traced programs are in it
     for spec in SPECS:
         assert f'"{spec.name}": [' in html
+
+
+def test_demo_writes_the_page_beside_the_report(tmp_path: Path, monkeypatch, capsys):
+    """``ravine demo`` (``make demo``) writes the page and prints its path; --no-report
+    writes no HTML page at all. (The demo itself is tested in test_lab.py.)"""
+    from ravine.lab import demo
+
+    monkeypatch.setattr(demo, "main", lambda **kwargs: {})
+    assert cli.main(["demo", "--out", str(tmp_path / "a")]) == 0
+    page = tmp_path / "a" / "explore" / "explore.html"
+    assert page.is_file() and f"open {page.resolve()}" in capsys.readouterr().out
+    assert cli.main(["demo", "--out", str(tmp_path / "b"), "--no-report"]) == 0
+    assert not (tmp_path / "b").exists()

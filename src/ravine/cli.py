@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 
 from .lab.train import EXPERIMENTS
 
@@ -97,6 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .lab import demo  # matplotlib is imported only when needed
 
         demo.main(out_dir=args.out, steps=args.steps, kappa=args.kappa, report=not args.no_report)
+        if not args.no_report:
+            from .lab import explore
+
+            print("\nthe interactive page (all nine optimizers, live in your browser, offline):")
+            print(f"open {explore.build(Path(args.out) / 'explore').resolve()}")
     elif args.command == "lab" and args.lab_command == "report":
         if args.steps < 10 or args.kappa < 1 or args.trials < 1 or args.seeds < 2:
             _parser().error("--steps >= 10, --kappa >= 1, --trials >= 1 and --seeds >= 2")

@@ -78,8 +78,8 @@ def main(
     """Tune, run, tabulate and draw every optimizer on the valley; returns the results.
 
     With ``report=True`` it then writes the lab's HTML report under ``out_dir/report``
-    (:func:`ravine.lab.report.build`) and the interactive page under ``out_dir/explore``
-    (:func:`ravine.lab.explore.build`), and prints where they are.
+    (:func:`ravine.lab.report.build`) and prints where it is (``ravine demo`` then writes the
+    interactive page, :func:`ravine.lab.explore.build`, under ``out_dir/explore``).
     """
     started = time.perf_counter()
     out = Path(out_dir)
@@ -138,12 +138,5 @@ def main(
         print("the lab's report (tuning, theory checks, the seed's claims, figures):")
         page = lab_report.build(out / "report", kappa=kappa, steps=steps)
         results["report"] = str(page)
-        print(f"open {page.resolve()}")
-        from . import explore
-
-        page = explore.build(out / "explore")
-        results["explore"] = str(page)
-        print()
-        print("the interactive page (all nine optimizers, live in your browser, offline):")
         print(f"open {page.resolve()}")
     return results
