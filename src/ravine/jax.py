@@ -100,11 +100,9 @@ def _transformation(spec: Spec, hp: dict[str, Any]) -> optax.GradientTransformat
                 f"{[g.shape for g in gs]} for params {[p.shape for p in ps]}"
             )
         t = state.count + 1
-        gs = [rule_step.effective_gradient(p, g, hp) for p, g in zip(ps, gs, strict=True)]
-        scalars = spec.group_scalars(gs) if spec.group_scalars else {}
+        new = rule_step.group_update(spec, ps, gs, rule_states, t=t, hp=hp)
         deltas, new_states = [], []
-        for p0, p, g, s in zip(leaves, ps, gs, rule_states, strict=True):
-            new_p, new_s = rule_step.update(spec, p, g, s, t=t, hp=hp, scalars=scalars)
+        for p0, p, (new_p, new_s) in zip(leaves, ps, new, strict=True):
             deltas.append((new_p - p).astype(jnp.asarray(p0).dtype))
             new_states.append(_scalars_as_arrays(spec, new_s, p))
         return treedef.unflatten(deltas), RavineState(t, treedef.unflatten(new_states))

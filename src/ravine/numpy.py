@@ -98,12 +98,7 @@ class Optimizer:
                 f"{spec.name}: grads must match params in structure and shapes; got "
                 f"{[g.shape for g in gs]} for params {[p.shape for p in ps]}"
             )
-        gs = [rule_step.effective_gradient(p, g, hp) for p, g in zip(ps, gs, strict=True)]
-        scalars = spec.group_scalars(gs) if spec.group_scalars else {}
-        new = [
-            rule_step.update(spec, p, g, s, t=t, hp=hp, scalars=scalars)
-            for p, g, s in zip(ps, gs, _leaves(state.rule, params), strict=True)
-        ]
+        new = rule_step.group_update(spec, ps, gs, _leaves(state.rule, params), t=t, hp=hp)
         new_params = _rebuild(
             params, [np.asarray(p, dtype=p0.dtype) for (p, _), p0 in zip(new, ps, strict=True)]
         )

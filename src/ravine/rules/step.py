@@ -17,7 +17,7 @@ none re-derives them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._xp import Array
@@ -57,6 +57,26 @@ def update(
     theta = theta - direction * lr
     p = theta if spec.offset is None else theta - spec.offset(state)
     return p, state
+
+
+def group_update(
+    spec: Spec,
+    params: Sequence[Array],
+    grads: Sequence[Array],
+    states: Sequence[Any],
+    *,
+    t: int,
+    hp: Mapping[str, Any],
+) -> list[tuple[Array, Any]]:
+    """One step of a whole group at one step count ``t``: the effective gradients, the
+    group's scalars (normalized GD's norm spans every tensor), then :func:`update` per
+    tensor; new (p, state) pairs."""
+    gs = [effective_gradient(p, g, hp) for p, g in zip(params, grads, strict=True)]
+    scalars = spec.group_scalars(gs) if spec.group_scalars and gs else {}
+    return [
+        update(spec, p, g, s, t=t, hp=hp, scalars=scalars)
+        for p, g, s in zip(params, gs, states, strict=True)
+    ]
 
 
 def theta(spec: Spec, p: Array, state: Any) -> Array:

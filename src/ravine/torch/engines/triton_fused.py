@@ -309,7 +309,8 @@ def _current(device: torch.device) -> contextlib.AbstractContextManager[Any]:
 
 
 def _all_plain(tensors: Sequence[Any], dtype: torch.dtype, device: torch.device) -> bool:
-    """:func:`_plain` for many tensors, without a Python call per tensor."""
+    """Whether every tensor's memory holds exactly its values, of ``dtype``, on ``device``
+    (checked without a Python call per tensor)."""
     return (
         all(map(isinstance, tensors, repeat(torch.Tensor)))
         and not any(map(is_wrapper, set(map(type, tensors))))
@@ -370,28 +371,14 @@ _is_conj = torch.Tensor.is_conj
 _is_neg = torch.Tensor.is_neg
 
 
-def _plain(x: torch.Tensor, dtype: torch.dtype, device: torch.device) -> bool:
-    """Whether ``x``'s memory holds exactly its values, of ``dtype``, on ``device``."""
-    return (
-        isinstance(x, torch.Tensor)
-        and not is_wrapper(x)
-        and x.layout is torch.strided
-        and x.dtype is dtype
-        and x.device == device
-        and x.is_contiguous()
-        and not x.is_conj()
-        and not x.is_neg()
-    )
-
-
 def _fits(p: torch.Tensor, g: torch.Tensor, state: State, spec: Spec, where: str) -> bool:
     """Whether the kernel can stream this parameter: it, its gradient and its state tensors
     are plain memory on a device the kernels read, the gradient of the parameter's shape
     and dtype, the state of its size and storage dtype."""
     if p.device.type != where or storage.stream_formats((), p) is None or g.shape != p.shape:
         return False
-    if not (_plain(p, p.dtype, p.device) and _plain(g, p.dtype, p.device)):
+    if not _all_plain([p, g], p.dtype, p.device):
         return False
     view, dtype = real_view(p), storage.stored_dtype(p)
     arrays = [state[name] for name in spec.state_fields if name not in spec.scalar_state]
-    return all(_plain(v, dtype, p.device) and v.numel() == view.numel() for v in arrays)
+    return _all_plain(arrays, dtype, p.device) and all(v.numel() == view.numel() for v in arrays)
