@@ -37,7 +37,7 @@ def bias(tmp_path_factory):
 def test_every_experiment_runs_and_renders():
     # one list of names; the command line, the runners and the renderers all take it
     assert set(RUNS) == set(RENDER) == set(SETTINGS) == set(EXPERIMENTS)
-    assert len(EXPERIMENTS) == 5
+    assert len(EXPERIMENTS) == 6
     for name in EXPERIMENTS:
         assert _parser().parse_args(["train", name, "--quick"]).experiment == name
     with pytest.raises(SystemExit):

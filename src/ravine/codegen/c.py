@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple
 
+from .. import quantization
 from .program import FORMATS, INFIX, Program, Schedule
 
 _PRELUDE = r"""
@@ -42,6 +43,13 @@ static inline uint16_t bf16_store(float f) {  /* round to nearest even, as c10::
     return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
 }
 
+static inline uint16_t bf16_store_sr(float f, uint32_t key, int64_t e) {
+    /* stochastic rounding with ravine.quantization.rounding_bits(key, e) (SPREAD) */
+    uint32_t u; memcpy(&u, &f, 4);
+    if (f != f) return 0x7FC0;
+    return (uint16_t)((u + ((((uint32_t)e ^ key) * SPREADu) >> 16)) >> 16);
+}
+
 /* [lo, hi) of the flattened element range for this thread; k = first tensor in it */
 static inline void span(int64_t total, int64_t* lo, int64_t* hi) {
     int t = omp_get_thread_num(), n = omp_get_num_threads();
@@ -54,6 +62,7 @@ static inline int64_t first_tensor(const int64_t* offsets, int64_t n, int64_t at
     return a;
 }
 """
+_PRELUDE = _PRELUDE.replace("SPREAD", hex(quantization.SPREAD))  # the one constant
 
 
 class Format(NamedTuple):
@@ -72,8 +81,14 @@ STORAGE = {
     "float32": Format("float", "({1})({0})", "({1})({0})"),
     "bfloat16": Format("uint16_t", "bf16_load({0})", "bf16_store({0})"),
     "float16": Format("_Float16", "({1})({0})", "({1})({0})"),
+    # compact formats (ravine.quantization): the stream's index {2} names its key or absmax
+    "bfloat16-sr": Format("uint16_t", "bf16_load({0})", "bf16_store_sr((float)({0}), key{2}, e)"),
+    "8bit-signed": Format("uint8_t", "", "(float)({0})"),
+    "8bit-unsigned": Format("uint8_t", "", "(float)({0})"),
 }
-"""Each of :data:`ravine.codegen.program.FORMATS` in C."""
+"""Each of :data:`ravine.codegen.program.FORMATS` in C. 8-bit streams are decoded into and
+encoded from a block's float32 buffer (see :func:`_compact_update`): their store only
+rounds to float32."""
 
 COMPUTE = {"float64": "double", "float32": "float"}
 """C type of each compute precision."""
@@ -177,6 +192,147 @@ def _loop(
     return lines
 
 
+BLOCKED = {"8bit-signed": "S", "8bit-unsigned": "U"}
+"""Block-wise formats → the suffix of their code tables in C."""
+_MAPS = {"S": quantization.SIGNED, "U": quantization.UNSIGNED}
+
+
+def extra_rows(program: Program, formats: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Pointer-table rows after the streams' (calling convention of compact formats):
+    ``("absmax", stream)``, the address of each tensor's float32 block maxima, per 8-bit
+    stream; then ``("key", stream)``, this step's
+    :func:`~ravine.quantization.stream_key` of each tensor as an integer, per
+    stochastically rounded stream."""
+    arrays = program.arrays
+    rows = [("absmax", name) for name in arrays if formats[name] in BLOCKED]
+    return rows + [("key", name) for name in arrays if formats[name] == "bfloat16-sr"]
+
+
+def _tables(suffixes: set[str]) -> list[str]:
+    """Per 8-bit map: its code values (decoding is a lookup) and its encoder, which finds
+    ``|y|``'s index in :func:`ravine.quantization.prefix_table` (one gather), then applies
+    the sign. Branch-free, so the loop vectorizes."""
+    lines = []
+    for suffix in sorted(suffixes):
+        signed = suffix == "S"
+        codes = _MAPS[suffix]
+        shift, table = quantization.prefix_table(signed)
+        padded = [*map(float, codes), *[0.0] * (256 - len(codes))]
+        zero = len(codes) // 2 if signed else 0
+        sign = f"y < 0.0f ? {zero} - m : {zero} + m" if signed else "m"
+        lines += [
+            f"static const float CODES_{suffix}[256] = {{{', '.join(map(_hex, padded))}}};",
+            f"static const int32_t PREFIX_{suffix}[{table.size}] = {{{_runs(table)}}};",
+            f"static inline uint8_t encode_{suffix}(float y) {{",
+            "    uint32_t u; memcpy(&u, &y, 4); u &= 0x7FFFFFFFu;",
+            f"    const uint32_t h = (u >> {shift}) < {table.size - 1} ? (u >> {shift}) : "
+            f"{table.size - 1};",
+            f"    const int32_t e = PREFIX_{suffix}[h];",
+            f"    const int32_t m = (e & 0xFF) + ((int32_t)(u & {(1 << shift) - 1}u) > (e >> 8));",
+            f"    return y != y ? {zero} : (uint8_t)({sign});",
+            "}",
+        ]
+    return lines
+
+
+def _runs(table: object) -> str:
+    """An integer table as a C initializer, short: most entries repeat their neighbour."""
+    return ",".join(map(str, table.tolist()))  # type: ignore[attr-defined]
+
+
+def _hex(value: float) -> str:
+    """A float32 value as an exact C literal."""
+    return f"{value.hex()}f" if value else "0.0f"
+
+
+def _compact_update(
+    program: Program, formats: list[str], ctype: str, schedule: Schedule
+) -> list[str]:
+    """The body of ``ravine_update`` over compact streams. Threads share whole 8-bit
+    blocks; each block goes through four simple loops the compiler vectorizes: decode the
+    8-bit streams into float32 buffers (with the block's old absmax), update (plain and
+    stochastically rounded streams stored at once, 8-bit ones back into their buffers),
+    the new absmax (an integer max of the magnitudes' bits: for floats that are not NaN
+    it orders as their values do, and any NaN makes it the canonical NaN), then encode."""
+    arrays = program.arrays
+    streams = {name: i for i, name in enumerate(arrays)}
+    named = dict(zip(arrays, formats, strict=True))
+    rows = {entry: len(arrays) + r for r, entry in enumerate(extra_rows(program, named))}
+    blocked = [i for i, f in enumerate(formats) if f in BLOCKED]
+    header, body = _statements(schedule, ctype)
+    b = quantization.BLOCK
+    lines = [f"float buf{i}[{b}];" for i in blocked]
+    lines += [
+        "int64_t blocks = 0, lo, hi, first = 0;",
+        f"for (int64_t k = 0; k < n; ++k) blocks += (offsets[k + 1] - offsets[k] + {b - 1}) / {b};",
+        "span(blocks, &lo, &hi);",
+        "for (int64_t k = 0; k < n && first < hi; ++k) {",
+        "    const int64_t count = offsets[k + 1] - offsets[k];",
+        f"    const int64_t nb = (count + {b - 1}) / {b};",
+        "    const int64_t b0 = (lo > first ? lo : first) - first;",
+        "    const int64_t b1 = (hi < first + nb ? hi : first + nb) - first;",
+        "    first += nb;",
+        "    if (b0 >= b1) continue;",
+    ]
+    for i, name in enumerate(formats):
+        stype = STORAGE[name].storage
+        lines.append(f"    {stype}* restrict x{i} = ({stype}*)ptrs[{i} * n + k];")
+        if name in BLOCKED:
+            row = rows["absmax", arrays[i]]
+            lines.append(f"    float* restrict a{i} = (float*)ptrs[{row} * n + k];")
+        if name == "bfloat16-sr":
+            row = rows["key", arrays[i]]
+            lines.append(
+                f"    const uint32_t key{i} = (uint32_t)((const int64_t*)ptrs)[{row} * n + k];"
+            )
+    lines += [f"    {line}" for line in header]
+    lines += [
+        "    for (int64_t blk = b0; blk < b1; ++blk) {",
+        f"        const int64_t start = blk * {b};",
+        f"        const int64_t len = start + {b} < count ? {b} : count - start;",
+    ]
+    for i in blocked:
+        table = f"CODES_{BLOCKED[formats[i]]}"
+        lines += [
+            f"        const float am{i} = a{i}[blk];",
+            "        for (int64_t l = 0; l < len; ++l)",
+            f"            buf{i}[l] = {table}[x{i}[start + l]] * am{i};",
+        ]
+    lines.append("        for (int64_t l = 0; l < len; ++l) {")
+    lines.append("            const int64_t e = start + l;")
+    for i, name in enumerate(formats):
+        if name in BLOCKED:
+            lines.append(f"            {ctype} in{i} = ({ctype})buf{i}[l];")
+        else:
+            lines.append(
+                f"            {ctype} in{i} = {STORAGE[name].load.format(f'x{i}[e]', ctype, i)};"
+            )
+    lines += [f"            {line}" for line in body]
+    for name, value in schedule.results:
+        i = streams[name]
+        format_ = STORAGE[formats[i]]
+        stored = format_.store.format(value, format_.storage, i)
+        target = f"buf{i}[l]" if formats[i] in BLOCKED else f"x{i}[e]"
+        lines.append(f"            {target} = {stored};")
+    lines.append("        }")
+    for i in blocked:
+        suffix = BLOCKED[formats[i]]
+        lines += [
+            f"        uint32_t most{i} = 0;",
+            "        for (int64_t l = 0; l < len; ++l) {",
+            f"            uint32_t u; memcpy(&u, &buf{i}[l], 4); u &= 0x7FFFFFFFu;",
+            f"            most{i} = u > most{i} ? u : most{i};",
+            "        }",
+            f"        if (most{i} > 0x7F800000u) most{i} = 0x7FC00000u;  /* NaN */",
+            f"        float top{i}; memcpy(&top{i}, &most{i}, 4);",
+            f"        a{i}[blk] = top{i};",
+            "        for (int64_t l = 0; l < len; ++l)",
+            f"            x{i}[start + l] = encode_{suffix}(buf{i}[l] / top{i});",
+        ]
+    lines += ["    }", "}"]
+    return lines
+
+
 def generate(program: Program, storage: str | Mapping[str, str]) -> str:
     """C source of ``ravine_update`` (and ``ravine_reduce`` if the program reduces).
 
@@ -189,15 +345,26 @@ def generate(program: Program, storage: str | Mapping[str, str]) -> str:
     signature = "int64_t n, const int64_t* restrict offsets, void* const* restrict ptrs, "
     signature += "const double* restrict sc, int64_t nthreads"
 
-    update = program.schedule("update", reciprocals=True)
-    header, body = _statements(update, ctype)
-    for name, value in update.results:
-        format_ = STORAGE[formats[streams[name]]]
-        body.append(f"x{streams[name]}[e] = {format_.store.format(value, format_.storage)};")
-    source = [_PRELUDE, f"void ravine_update({signature}) {{"]
+    compact = [f for f in formats if f in BLOCKED or f == "bfloat16-sr"]
+    if any(f in compact for f in formats[:2]):
+        raise ValueError(f"compact formats are for state, not p and g: {formats[:2]}")
+    source = [_PRELUDE]
+    # compact streams divide as the per-tensor reference does: their codes and random bits
+    # match it exactly (see docs/state.md); plain ones multiply by reciprocals
+    update = program.schedule("update", reciprocals=not compact)
+    if compact:
+        source += _tables({BLOCKED[f] for f in compact if f in BLOCKED})
+        loop = _compact_update(program, formats, ctype, update)
+    else:
+        header, body = _statements(update, ctype)
+        for name, value in update.results:
+            format_ = STORAGE[formats[streams[name]]]
+            body.append(f"x{streams[name]}[e] = {format_.store.format(value, format_.storage)};")
+        loop = _loop(body, header, formats, ctype)
+    source.append(f"void ravine_update({signature}) {{")
     source.append("#pragma omp parallel num_threads(nthreads)")
     source.append("{")
-    source += _loop(body, header, formats, ctype)
+    source += loop
     source.append("}")
     source.append("}")
 

@@ -25,6 +25,7 @@ FLAGS = (
     "-march=native",  # the cache is per machine: the key includes the CPU's flags
     "-fopenmp",
     "-fno-math-errno",  # lets sqrt vectorize; results are unchanged
+    "-fno-trapping-math",  # lets selects vectorize (8-bit encoding); results are unchanged
     "-ffp-contract=off",  # no FMA: every operation rounds as the eager paths round it
     "-fPIC",
     "-shared",

@@ -38,9 +38,19 @@ INFIX = {
 starts from this (operands are names or parenthesized constants, so no precedence question
 arises)."""
 
-FORMATS = {"float64": "float64", "float32": "float32", "bfloat16": "float32", "float16": "float32"}
-"""Storage formats a stream may have → the precision a kernel computes in. 16-bit values are
-widened on load and rounded to nearest-even on store, as torch's casts do."""
+FORMATS = {
+    "float64": "float64",
+    "float32": "float32",
+    "bfloat16": "float32",
+    "float16": "float32",
+    "bfloat16-sr": "float32",
+    "8bit-signed": "float32",
+    "8bit-unsigned": "float32",
+}
+"""Storage formats a stream may have → the precision its values are computed in. 16-bit
+values are widened on load and rounded to nearest-even on store, as torch's casts do; the
+compact formats of :mod:`ravine.quantization` (state only) decode to float32 and encode
+from it."""
 
 
 class Node:

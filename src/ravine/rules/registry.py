@@ -58,7 +58,8 @@ ARGUMENT_DOCS: Mapping[str, str] = MappingProxyType(
 Hyperparameters = Mapping[str, Any]
 """One param group's checked hyperparameters by name: ``lr``, the rule's own (``beta``,
 ``gamma``, ``eps``, …) and the options every rule takes (``weight_decay``, ``maximize``,
-…); values are Python numbers, bools or option strings, never tensors."""
+…); values are Python numbers, bools or option strings (under ``ravine.jax`` with
+``optax.inject_hyperparams``, numbers may arrive as JAX arrays, traced ones included)."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,9 @@ class Spec:
     """Look-ahead rules: θ − (stored parameters), from the state."""
     group_scalars: Callable[..., dict[str, Any]] | None = None
     """Reductions over every gradient of a param group, computed before the rule."""
+    nonnegative: tuple[str, ...] = ()
+    """Array state that is never negative (sums and averages of squares): a compact
+    storage format gives it an unsigned code (see :mod:`ravine.quantization`)."""
     rule_args: tuple[str, ...] = field(init=False)
     init_args: tuple[str, ...] = field(init=False)
     state_type: type = field(init=False)
@@ -225,6 +229,7 @@ ADAGRAD = Spec(
         "keras": "keras Adagrad(lr, epsilon=ε) = Adagrad(lr, eps=ε, initial_accumulator_value=0.1)",
     },
     sparse=True,
+    nonnegative=("G",),
 )
 RMSPROP = Spec(
     name="RMSProp",
@@ -242,6 +247,7 @@ RMSPROP = Spec(
         "(optax's default eps_in_sqrt=True)",
         "keras": "keras RMSprop(lr, rho=γ, epsilon=ε) = RMSProp(lr, gamma=γ, eps=ε)",
     },
+    nonnegative=("G",),
 )
 ADADELTA = Spec(
     name="AdaDelta",
@@ -260,6 +266,7 @@ ADADELTA = Spec(
         "keras": "keras Adadelta(learning_rate=1.0, rho=γ, epsilon=ε) = "
         "AdaDelta(gamma=γ, eps=ε) (Keras' default lr=0.001 barely moves)",
     },
+    nonnegative=("G", "s"),
 )
 ADAM = Spec(
     name="Adam",
@@ -291,6 +298,7 @@ ADAM = Spec(
         "optax.adam(lr, eps=ε) = Adam(…, eps_mode='outside')",
         "keras": "keras Adam(lr, beta_1=β, beta_2=γ, epsilon=ε) = Adam(…, eps_mode='hat')",
     },
+    nonnegative=("G",),
 )
 NADAM = Spec(
     name="NAdam",
@@ -321,6 +329,7 @@ NADAM = Spec(
         "keras": "keras Nadam warms μ up as β(1 − ½·0.96ᵗ) (torch's schedule with ψ = 1) and "
         "puts ε outside: NAdam(…, eps_mode='outside', momentum_decay=1.0) (not tested)",
     },
+    nonnegative=("G",),
 )
 
 SPECS: tuple[Spec, ...] = (

@@ -184,7 +184,6 @@ def _check_state(optimizer: Optimizer, saved: Any, params: dict[int | str, torch
     spec, name = optimizer.spec, optimizer.spec.name
     if not isinstance(saved, Mapping):
         raise CheckpointError(f"{name}: 'state' must be a dict, got {type(saved).__name__}")
-    expected = {"step", *spec.state_fields}
     for index, entry in saved.items():
         if type(index) not in (int, str) or index not in params:
             raise CheckpointError(f"{name}: state for parameter {index!r}, which no group lists")
@@ -194,27 +193,28 @@ def _check_state(optimizer: Optimizer, saved: Any, params: dict[int | str, torch
         keys = set(map(str, entry))
         if not keys:
             continue  # a parameter that has not been stepped yet
-        if keys & (TORCH_STATE_KEYS - expected):  # (NAdam's own mu_product is not torch's)
+        plain = storage.keys(spec, None)
+        if keys & (TORCH_STATE_KEYS - plain):  # (NAdam's own mu_product is not torch's)
             raise CheckpointError(
                 f"{where} has torch.optim's keys {sorted(keys)}: load it into the torch.optim "
                 "optimizer it came from, then convert with ravine.torch.from_torch(that_optimizer)"
             )
+        format_ = storage.saved_format(spec, entry)
+        expected = storage.keys(spec, format_)
         if keys != expected:
+            in_format = f" in the {format_} format" if format_ else ""
             raise CheckpointError(
-                f"{where} has keys {sorted(keys)}; {name} keeps {sorted(expected)}"
+                f"{where} has keys {sorted(keys)}; {name} keeps {sorted(expected)}{in_format}"
             )
         _check_step(where, entry["step"])
-        for field in spec.state_fields:
-            value = entry[field]
-            if field in spec.scalar_state:
-                if not _finite_number(value):
-                    raise CheckpointError(
-                        f"{where}: {field} must be a finite number, got {value!r}"
-                    )
-            else:
-                problem = storage.problem(value, params[index])
-                if problem is not None:
-                    raise CheckpointError(f"{where}: {field} {problem}")
+        for field in spec.scalar_state:
+            if not _finite_number(entry[field]):
+                raise CheckpointError(
+                    f"{where}: {field} must be a finite number, got {entry[field]!r}"
+                )
+        problem = storage.problem(spec, entry, params[index])
+        if problem is not None:
+            raise CheckpointError(f"{where}: {problem}")
 
 
 def _finite_number(value: Any) -> bool:

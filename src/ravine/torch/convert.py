@@ -186,7 +186,9 @@ def _ravine_name(torch_opt: torch.optim.Optimizer) -> str:
 def from_torch(torch_opt: torch.optim.Optimizer, **implementation: Any) -> Optimizer:
     """The ravine optimizer that continues ``torch_opt`` exactly (same parameters, state moved).
 
-    ``implementation`` passes ``foreach=``/``fused=``/``nonfinite=`` to the new optimizer.
+    ``implementation`` passes ``foreach=``/``fused=``/``nonfinite=``/``state_dtype=`` to the
+    new optimizer; under a compact ``state_dtype`` the moved state is encoded into it (with
+    the rounding bounds of docs/state.md).
     """
     key = _ravine_name(torch_opt)
     twin = TWINS[key]
@@ -196,7 +198,9 @@ def from_torch(torch_opt: torch.optim.Optimizer, **implementation: Any) -> Optim
         for p in group["params"]:
             old = torch_opt.state.get(p)
             if old:
-                ravine_opt.state[p] = _into_ravine(twin, ravine_opt.spec.name, old, p, group)
+                state = _into_ravine(twin, ravine_opt.spec.name, old, p, group)
+                kind, size = group["state_dtype"], group["min_compact_size"]
+                ravine_opt.state[p] = storage.convert(ravine_opt.spec, state, p, kind, size)
     return ravine_opt
 
 
@@ -221,7 +225,9 @@ def _into_ravine(
 def to_torch(ravine_opt: Optimizer, **options: Any) -> torch.optim.Optimizer:
     """The torch.optim optimizer that continues ``ravine_opt`` exactly.
 
-    ``options`` passes torch's own ``foreach=``/``fused=`` to the new optimizer.
+    ``options`` passes torch's own ``foreach=``/``fused=`` to the new optimizer. Compact
+    state (``state_dtype=torch.bfloat16`` or ``"8bit"``) is decoded into the parameter's
+    dtype, which is where torch.optim keeps its state.
     """
     name = ravine_opt.spec.name
     if name not in TWINS:
@@ -243,7 +249,8 @@ def to_torch(ravine_opt: Optimizer, **options: Any) -> torch.optim.Optimizer:
             if twin.torch_name != "SGD":
                 new["step"] = torch.tensor(float(old["step"]), dtype=scalar_dtype)
             for torch_key, ravine_key in twin.tensors:
-                value = old[ravine_key].detach().clone()
+                decoded = storage.decode(ravine_opt.spec, old, ravine_key)
+                value = decoded.detach().to(storage.real_view(p).dtype, copy=True)
                 new[torch_key] = torch.view_as_complex(value) if p.is_complex() else value
             if name == "NAdam":
                 new["mu_product"] = torch.tensor(old["mu_product"], dtype=scalar_dtype)

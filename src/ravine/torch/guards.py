@@ -7,7 +7,9 @@ from typing import Any
 
 import torch
 
+from .. import quantization
 from ..rules import Spec
+from . import storage
 
 Work = list[tuple[dict[str, Any], list[torch.Tensor], list[torch.Tensor]]]
 """A step's (group, params, grads) triples, for parameters that have a gradient."""
@@ -45,6 +47,18 @@ def check_sparse(spec: Spec, work: Work) -> None:
                     f"{spec.name} does not support sparse gradients (param {j} of "
                     f"group {i}, shape {tuple(p.shape)}); SGD and Adagrad do, or use "
                     "nn.Embedding(sparse=False)"
+                )
+            kept = storage.state_format(
+                p,
+                group.get("state_dtype"),
+                group.get("min_compact_size", quantization.MIN_ELEMENTS),
+            )
+            if kept in storage.COMPACT and spec.state_fields:
+                raise RuntimeError(
+                    f"{spec.name}: sparse gradients are not supported with "
+                    f"state_dtype={group['state_dtype']!r} (param {j} of group {i}, shape "
+                    f"{tuple(p.shape)}, state format {kept!r}): re-encoding a block changes "
+                    "rows without gradient; valid: state_dtype=None or torch.float32"
                 )
             if group["weight_decay"] != 0:
                 raise RuntimeError(

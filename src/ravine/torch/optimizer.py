@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from .. import quantization
 from ..rules import Spec
 from ..rules import step as rule_step
 from . import checkpoint, engines, guards, storage
@@ -37,6 +38,8 @@ class Optimizer(torch.optim.Optimizer):
         *,
         foreach: bool | None = None,
         fused: bool | str | None = None,
+        state_dtype: Any = None,
+        min_compact_size: int = quantization.MIN_ELEMENTS,
         nonfinite: str = "ignore",
         reduce_group: Any = None,
         **hparams: Any,
@@ -44,6 +47,10 @@ class Optimizer(torch.optim.Optimizer):
         given = {**hparams, **({} if lr is None else {"lr": lr})}
         defaults: dict[str, Any] = self.spec.validate({**self.spec.defaults, **given})
         defaults.update(engines.check_implementation(self.spec.name, foreach, fused, reduce_group))
+        defaults["state_dtype"] = storage.check_state_dtype(self.spec.name, state_dtype)
+        defaults["min_compact_size"] = storage.check_min_compact_size(
+            self.spec.name, min_compact_size
+        )
         self.nonfinite = guards.check_nonfinite(self.spec.name, nonfinite)
         """What a step does when a gradient holds NaN or ±Inf (see
         :data:`~.guards.NONFINITE_POLICIES`)."""
@@ -73,6 +80,10 @@ class Optimizer(torch.optim.Optimizer):
             param_group.get("fused", self.defaults["fused"]),
             self.reduce_group,
         )
+        if "state_dtype" in param_group:
+            storage.check_state_dtype(self.spec.name, param_group["state_dtype"])
+        if "min_compact_size" in param_group:
+            storage.check_min_compact_size(self.spec.name, param_group["min_compact_size"])
         super().add_param_group(param_group)  # warns about duplicates, refuses overlaps
         group = self.param_groups[-1]
         for p in group["params"]:
@@ -107,6 +118,12 @@ class Optimizer(torch.optim.Optimizer):
                 group.setdefault(name, value)
             group.setdefault("foreach", None)
             group.setdefault("fused", None)
+            group.setdefault("state_dtype", None)
+            group.setdefault("min_compact_size", quantization.MIN_ELEMENTS)
+            for p in group["params"]:  # after load_state_dict: into the group's format
+                if p in self.state and any(map(_is_held, self.state[p].values())):
+                    held = {k: _unheld(v) for k, v in self.state[p].items()}
+                    self.state[p] = storage.convert(self.spec, held, p, *_storage(group))
 
     def _hyperparameters(self, group: dict[str, Any]) -> dict[str, Any]:
         # Schedulers and users may rewrite param_groups between steps: check every step.
@@ -124,13 +141,40 @@ class Optimizer(torch.optim.Optimizer):
         """Load a state after checking that it fits (see :mod:`ravine.torch.checkpoint`);
         a state that does not fit raises ``CheckpointError`` and changes nothing."""
         checkpoint.check(self, state_dict)
-        super().load_state_dict({k: v for k, v in state_dict.items() if k != "ravine"})
+        # The state keeps its own format until __setstate__ converts it to the group's
+        # state_dtype (torch would cast every floating-point state to the parameter's
+        # dtype first); state_dtype is this optimizer's, not the saved one.
+        groups = [
+            {**saved, "state_dtype": group["state_dtype"], "min_compact_size": _storage(group)[1]}
+            for saved, group in zip(state_dict["param_groups"], self.param_groups, strict=True)
+        ]
+        state = {
+            index: {k: _held(k, v) for k, v in entry.items()}
+            for index, entry in state_dict["state"].items()
+        }
+        super().load_state_dict({"state": state, "param_groups": groups})
 
-    def _state(self, p: torch.Tensor, hp: dict[str, Any]) -> dict[str, Any]:
+    def _state(self, p: torch.Tensor, hp: dict[str, Any], group: dict[str, Any]) -> dict[str, Any]:
         state = self.state[p]
         if not state:  # lazily, on the parameter's first step
-            state.update(storage.init(self.spec, p, hp))
+            state.update(storage.init(self.spec, p, hp, *_storage(group)))
         return state
+
+    def state_formats(self) -> dict[str, str]:
+        """The storage format of each parameter's state, by name (``param_names`` where the
+        groups have them, else ``"group.index"``): ``"float32"``, ``"bfloat16-sr"``,
+        ``"8bit"``, … — the format a state has, or will have on its first step. Under a
+        compact ``state_dtype``, parameters under ``min_compact_size`` elements show their
+        full-precision format here. Rules without array state (SGD, NormalizedGD) list none."""
+        formats = {}
+        for i, group in enumerate(self.param_groups):
+            names = group.get("param_names") or [f"{i}.{j}" for j in range(len(group["params"]))]
+            for name, p in zip(names, group["params"], strict=True):
+                state = self.state.get(p)
+                kept = storage.format_of(self.spec, state) if state else None
+                if storage.arrays(self.spec):
+                    formats[name] = kept or storage.state_format(p, *_storage(group))
+        return formats
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:
@@ -163,7 +207,11 @@ class Optimizer(torch.optim.Optimizer):
         for (group, params, grads), hp in zip(work, unplanned, strict=True):
             if not params:
                 continue
-            states = LazyStates(self.state, params, lambda p, hp=hp: self._state(p, hp))
+            states = LazyStates(
+                self.state,
+                params,
+                lambda p, hp=hp, group=group: self._state(p, hp, group),
+            )
             engine = self._engines.engine(group, params)
             spec = self._step_spec
             if self._engines.devices(params).dtensor:  # FSDP2, tensor parallel: see .dtensor
@@ -198,7 +246,8 @@ class Optimizer(torch.optim.Optimizer):
         view = storage.real_view(param.detach())
         if not state or self.spec.offset is None:
             return param.detach().clone()
-        value = rule_step.theta(self.spec, view, storage.load(self.spec, [state]))
+        loaded = storage.load(self.spec, [state], dtype=storage.compute_view(view).dtype)
+        value = rule_step.theta(self.spec, view, loaded)
         return torch.view_as_complex(value) if param.is_complex() else value
 
     @contextmanager
@@ -252,6 +301,33 @@ def _with_reduction(spec: Spec, group: Any) -> Spec:
     return dataclasses.replace(
         spec, group_scalars=functools.partial(spec.group_scalars, reduce=all_reduce)
     )
+
+
+def _storage(group: dict[str, Any]) -> tuple[Any, int]:
+    """A group's ``state_dtype`` and ``min_compact_size`` (see :func:`.storage.state_format`)."""
+    return group["state_dtype"], group.get("min_compact_size", quantization.MIN_ELEMENTS)
+
+
+class _Held:
+    """A loaded state tensor kept out of torch's load_state_dict, which would cast it to its
+    parameter's dtype (an 8-bit code would survive, its float32 absmax would not)."""
+
+    __slots__ = ("tensor",)
+
+    def __init__(self, tensor: torch.Tensor) -> None:
+        self.tensor = tensor
+
+
+def _held(key: str, value: Any) -> Any:
+    return _Held(value) if key != "step" and isinstance(value, torch.Tensor) else value
+
+
+def _is_held(value: Any) -> bool:
+    return isinstance(value, _Held)
+
+
+def _unheld(value: Any) -> Any:
+    return value.tensor if isinstance(value, _Held) else value
 
 
 _grad = operator.attrgetter("grad")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import _doc
+from .. import _doc, quantization
 from ..rules import registry
 from ..rules.registry import Spec
 from .optimizer import Optimizer
@@ -14,14 +14,23 @@ _INTRO = (
     "Triton on CUDA; ``fused='triton'`` forces Triton); "
     "``foreach=True`` runs it on batches of tensors with ``torch._foreach_*``; "
     "``foreach=False`` tensor by tensor. The default (both None) is fused on the CPU when a "
-    "C compiler is present, else batched on accelerators and per-tensor on the CPU."
+    "C compiler is present, else batched on accelerators and per-tensor on the CPU. "
+    "``state_dtype`` stores the state compactly: ``torch.bfloat16`` (stochastic rounding) "
+    "or ``'8bit'`` (block-wise), for parameters of at least ``min_compact_size`` elements "
+    "(docs/state.md)."
 )
 
 
 def _optimizer_class(spec: Spec) -> type[Optimizer]:
     cls = type(spec.name, (Optimizer,), {"spec": spec, "__module__": "ravine.torch"})
     cls.__doc__ = _doc.class_doc(spec, _INTRO.format(name=spec.name))
-    extra: dict[str, object] = {"foreach": None, "fused": None, "nonfinite": "ignore"}
+    extra: dict[str, object] = {
+        "foreach": None,
+        "fused": None,
+        "state_dtype": None,
+        "min_compact_size": quantization.MIN_ELEMENTS,
+        "nonfinite": "ignore",
+    }
     if spec.group_scalars is not None:
         extra["reduce_group"] = None
     cls.__signature__ = _doc.signature(spec, ("params",), extra)  # type: ignore[attr-defined]

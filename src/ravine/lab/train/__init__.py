@@ -10,10 +10,19 @@
 * :mod:`.protocol`: tune on the validation split with the same budget per optimizer, then
   several seeds, mean ± std;
 * :mod:`.experiments`: the papers' comparisons (Kingma & Ba Figs. 1, 2 and 4, Zeiler's
-  sensitivity, Sutskever et al.'s NAG vs Momentum).
+  sensitivity, Sutskever et al.'s NAG vs Momentum);
+* :mod:`.state_formats`: four of them again with float32, bfloat16 and 8-bit optimizer
+  state.
 """
 
-EXPERIMENTS = ("kingma-fig1", "kingma-fig2", "bias-correction", "sutskever", "zeiler")
+EXPERIMENTS = (
+    "kingma-fig1",
+    "kingma-fig2",
+    "bias-correction",
+    "sutskever",
+    "zeiler",
+    "state-formats",
+)
 """The reproductions ``ravine train`` runs: :data:`.experiments.RUNS` maps each to its
 function and :data:`.report.RENDER` to its table and figure (kept here, apart from them, so
 that the command line lists them without importing torch)."""

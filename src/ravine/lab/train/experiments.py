@@ -78,6 +78,10 @@ SETTINGS: dict[str, dict[str, Any]] = {
         },
         "quick": {"epochs": 2, "batch_size": 32, "seeds": 1, "lrs": (1e-3, 1e-2)},
     },
+    "state-formats": {
+        "full": {"seeds": 5},  # each study at its experiment's own budget (above)
+        "quick": {"seeds": 2},
+    },
 }
 """Budgets of the full and quick versions."""
 
@@ -93,9 +97,8 @@ def kingma_fig1(quick: bool = False, progress: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {"experiment": "kingma-fig1", "quick": quick, "settings": dict(cfg)}
     out["settings"]["grid"] = list(cfg["grid"])
     for kind in ("dense", "sparse"):
-        data = digits(kind)
-        model = partial(logreg, data.n_features)
-        setup = Setup(f"{kind} logreg", data, model, cfg["epochs"], cfg["batch_size"])
+        setup = kingma_fig1_setup(kind, cfg)
+        data = setup.data
         results = compare(
             KINGMA_CANDIDATES, setup, grid=cfg["grid"], seeds=cfg["seeds"], progress=progress
         )
@@ -106,6 +109,14 @@ def kingma_fig1(quick: bool = False, progress: bool = True) -> dict[str, Any]:
         }
     out["claims"] = kingma_claims(out)
     return out
+
+
+def kingma_fig1_setup(kind: str, cfg: dict[str, Any]) -> Setup:
+    """Softmax logistic regression on the ``kind`` ("dense" or "sparse") digits."""
+    data = digits(kind)
+    return Setup(
+        f"{kind} logreg", data, partial(logreg, data.n_features), cfg["epochs"], cfg["batch_size"]
+    )
 
 
 def _by_label(out: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -146,9 +157,7 @@ ZEILER_BASELINES: tuple[Candidate, ...] = (
 def zeiler(quick: bool = False, progress: bool = True) -> dict[str, Any]:
     """Test error (%) of a tanh MLP 64-256-256-10 after Zeiler's 6 epochs (2 when quick)."""
     cfg = SETTINGS["zeiler"]["quick" if quick else "full"]
-    setup = Setup(
-        "zeiler", digits("dense"), lambda: mlp(activation="tanh"), cfg["epochs"], cfg["batch_size"]
-    )
+    setup = zeiler_setup(cfg)
     seeds = range(1, cfg["seeds"] + 1)
     rows: list[tuple[str, dict[str, Any], Factory]] = []
     for c in ZEILER_BASELINES:
@@ -174,6 +183,13 @@ def zeiler(quick: bool = False, progress: bool = True) -> dict[str, Any]:
     out = {"experiment": "zeiler", "quick": quick, "settings": dict(cfg), "cells": cells}
     out["claims"] = zeiler_claims(cells)
     return out
+
+
+def zeiler_setup(cfg: dict[str, Any]) -> Setup:
+    """Zeiler's tanh MLP 64-256-256-10 on the dense digits."""
+    return Setup(
+        "zeiler", digits("dense"), lambda: mlp(activation="tanh"), cfg["epochs"], cfg["batch_size"]
+    )
 
 
 def zeiler_claims(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -241,15 +257,20 @@ def kingma_fig2(quick: bool = False, progress: bool = True) -> dict[str, Any]:
     cfg = SETTINGS["kingma-fig2"]["quick" if quick else "full"]
     out: dict[str, Any] = {"experiment": "kingma-fig2", "quick": quick, "settings": dict(cfg)}
     out["settings"]["grid"] = list(cfg["grid"])
-    data = digits("dense")
-    model = partial(mlp, data.n_features, dropout=cfg["dropout"])
-    setup = Setup("dropout MLP", data, model, cfg["epochs"], cfg["batch_size"])
+    setup = fig2_setup(cfg)
     results = compare(
         FIG2_CANDIDATES, setup, grid=cfg["grid"], seeds=cfg["seeds"], progress=progress
     )
     out["results"] = [r.to_dict() for r in results]
     out["claims"] = fig2_claims(out)
     return out
+
+
+def fig2_setup(cfg: dict[str, Any]) -> Setup:
+    """The ReLU MLP 64-256-256-10 with dropout on the dense digits."""
+    data = digits("dense")
+    model = partial(mlp, data.n_features, dropout=cfg["dropout"])
+    return Setup("dropout MLP", data, model, cfg["epochs"], cfg["batch_size"])
 
 
 def fig2_claims(out: dict[str, Any]) -> list[dict[str, Any]]:
@@ -302,16 +323,21 @@ def sutskever(quick: bool = False, progress: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {"experiment": "sutskever", "quick": quick, "settings": dict(cfg)}
     out["settings"]["grid"] = list(cfg["grid"])
     out["settings"]["betas"] = list(SUTSKEVER_BETAS)
-    data = digits("dense")
-    setup = Setup(
-        "autoencoder", data, autoencoder, cfg["epochs"], cfg["batch_size"], task="reconstruct"
-    )
+    setup = sutskever_setup(cfg)
     results = compare(
         sutskever_candidates(), setup, grid=cfg["grid"], seeds=cfg["seeds"], progress=progress
     )
     out["results"] = [r.to_dict() for r in results]
     out["claims"] = sutskever_claims(out)
     return out
+
+
+def sutskever_setup(cfg: dict[str, Any]) -> Setup:
+    """The deep tanh autoencoder on the dense digits (mean squared reconstruction error)."""
+    return Setup(
+        "autoencoder", digits("dense"), autoencoder, cfg["epochs"], cfg["batch_size"],
+        task="reconstruct",
+    )  # fmt: skip
 
 
 def _final(result: dict[str, Any]) -> float:
@@ -471,12 +497,20 @@ def bias_claims(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def state_formats(quick: bool = False, progress: bool = True) -> dict[str, Any]:
+    """The studies above with float32, bfloat16 and 8-bit state (:mod:`.state_formats`)."""
+    from . import state_formats as study  # it builds on this module's setups
+
+    return study.state_formats(quick, progress)
+
+
 RUNS: dict[str, Callable[..., dict[str, Any]]] = {
     "kingma-fig1": kingma_fig1,
     "kingma-fig2": kingma_fig2,
     "bias-correction": bias_correction,
     "sutskever": sutskever,
     "zeiler": zeiler,
+    "state-formats": state_formats,
 }
 """Experiment name (:data:`ravine.lab.train.EXPERIMENTS`) → its function."""
 

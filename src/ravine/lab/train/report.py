@@ -14,6 +14,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..._doc import markdown_table
+from . import state_formats
 from .experiments import BIAS_BETAS, BIAS_GAMMAS, ZEILER_EPS, ZEILER_LRS, ZEILER_RHOS, fmt
 
 
@@ -267,6 +268,7 @@ RENDER: dict[str, tuple[Any, Any]] = {
     "kingma-fig2": (fig2_table, fig2_plot),
     "sutskever": (sutskever_table, sutskever_plot),
     "bias-correction": (bias_table, bias_plot),
+    "state-formats": (state_formats.table, state_formats.plot),
 }
 """Experiment name → (table, figure) renderers."""
 

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ... import quantization
 from ...codegen import c, native, trace
 from ...codegen.program import Program
 from ...rules import Hyperparameters, Spec
@@ -89,13 +90,25 @@ class _Batch:
     """The members' state dicts (their step counts must still agree to share a call)."""
     fields: tuple[str, ...] = ()
     """The state tensors streamed (table rows 2…)."""
+    keys: tuple[tuple[int, int], ...] = ()
+    """Stochastically rounded streams: (table row of their keys, field index)."""
+    format_: str | None = None
+    """The members' state format (:func:`.storage.format_of`)."""
 
     def __post_init__(self) -> None:
         self.addresses = (_pointer(self.offsets), _pointer(self.pointers))
         # 0-element tensors of the planned dtypes, for the per-step checks (see .walk)
         param = self.params[0] if self.params else torch.empty(0)
         self.param_type = torch.empty(0, dtype=param.dtype)
-        self.storage_type = torch.empty(0, dtype=storage.stored_dtype(param))
+        kept = self.format_ or storage.FORMATS.get(real_view(param).dtype, "float32")
+        self.storage_type = torch.empty(0, dtype=storage.stored_dtype(kept))
+        seeds = [state.get("seed", 0) for state in self.states]
+        self.seeds = np.array(seeds, dtype=np.int64)
+
+    def set_keys(self, t: int) -> None:
+        """Write this step's rounding keys into their table rows."""
+        for row, field in self.keys:
+            self.pointers[row] = quantization.stream_key(self.seeds, t, field)
 
     def ready(self, grads: Sequence[torch.Tensor] | None) -> bool:
         """Whether every member still matches the plan (gradient addresses refreshed)."""
@@ -227,21 +240,27 @@ class FusedEngine:
         for i, (p, g, s) in enumerate(zip(params, grads, states, strict=True)):
             if _fits(p, g, s, spec):
                 # complex apart from real: the per-step walk checks one dtype per batch
-                groups[(p.dtype, *(s[f] for f in ("step", *scalar_state)))].append(i)
+                kept = storage.format_of(spec, s)
+                groups[(p.dtype, kept, *(s[f] for f in ("step", *scalar_state)))].append(i)
             else:
                 eager.append(i)
         program = self._program(program_key, spec, hp) if groups else None
-        kernels: dict[torch.dtype, _Kernel] = {}
+        kernels: dict[tuple[Any, ...], _Kernel] = {}
+        formats: dict[tuple[Any, ...], dict[str, str]] = {}
         for batch_key, members in list(groups.items()):
-            dtype = batch_key[0]
+            kind = batch_key[:2]  # dtype, state format
             try:
-                if dtype not in kernels:
+                if kind not in kernels:
                     assert program is not None
-                    formats = storage.stream_formats(program.arrays, params[members[0]])
-                    assert formats is not None  # checked by _fits
-                    kernels[dtype] = self._kernel(program, program_key, formats)
+                    first = members[0]
+                    found = storage.stream_formats(
+                        program.arrays, params[first], spec, states[first]
+                    )
+                    assert found is not None  # checked by _fits
+                    formats[kind] = found
+                    kernels[kind] = self._kernel(program, program_key, found)
             except native.CompilerUnavailableError as error:
-                warn_unavailable(f"{dtype}: {error}")
+                warn_unavailable(f"{kind[0]}: {error}")
                 eager += groups.pop(batch_key)
         if eager and spec.group_scalars is not None:
             # the group norm must span every tensor: run the whole group one way
@@ -249,11 +268,13 @@ class FusedEngine:
         batches = [
             _Batch(
                 members,
-                kernels[key[0]],
-                *_tables(program, params, grads, states, members),
+                kernels[key[:2]],
+                *_tables(program, formats[key[:2]], params, grads, states, members),
                 tuple(params[i] for i in members),
                 tuple(states[i] for i in members),
                 program.arrays[2:],
+                _key_rows(program, formats[key[:2]], spec),
+                key[1],
             )
             for key, members in groups.items()
             if program is not None
@@ -298,6 +319,7 @@ class FusedEngine:
             first = batch.states[0]
             env.update(storage.step_scalars(first, scalar_state))
             values = update_scalars(env)  # the kernel's scalars, then the new scalar state
+            batch.set_keys(storage.next_step(first))
             update, _ = batch.kernel
             update(*_arguments(batch, np.array(values[:count], dtype=np.float64)))
             put(batch.states, outputs, (storage.next_step(first), *values[count:]))
@@ -309,12 +331,14 @@ def _arguments(batch: _Batch, scalars: np.ndarray) -> tuple[int, int, int, int, 
 
 def _tables(
     program: Program,
+    formats: dict[str, str],
     params: Sequence[torch.Tensor],
     grads: Sequence[torch.Tensor],
     states: Sequence[State],
     members: list[int],
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Element offsets and the pointer table (one row per stream) of a batch."""
+    """Element offsets and the pointer table (one row per stream, then the rows of
+    :func:`ravine.codegen.c.extra_rows`; key rows are written every step) of a batch."""
     sizes = [real_view(params[i]).numel() for i in members]
     offsets = np.zeros(len(members) + 1, dtype=np.int64)
     np.cumsum(sizes, out=offsets[1:])
@@ -323,9 +347,22 @@ def _tables(
         [(streams[f][i] if f in streams else states[i][f]).data_ptr() for i in members]
         for f in program.arrays
     ]
+    for kind, name in c.extra_rows(program, formats):
+        absmax = kind == "absmax"
+        rows.append([states[i][f"{name}_absmax"].data_ptr() if absmax else 0 for i in members])
     pointers = np.array(rows, dtype=np.int64)
     threads = torch.get_num_threads() if int(offsets[-1]) >= PARALLEL_MIN_ELEMENTS else 1
     return offsets, pointers, threads
+
+
+def _key_rows(program: Program, formats: dict[str, str], spec: Spec) -> tuple[tuple[int, int], ...]:
+    """(table row, field index) of each stochastically rounded stream's keys."""
+    fields = storage.arrays(spec)
+    return tuple(
+        (len(program.arrays) + r, fields.index(name))
+        for r, (kind, name) in enumerate(c.extra_rows(program, formats))
+        if kind == "key"
+    )
 
 
 def _still_valid(
@@ -364,21 +401,27 @@ def _fits(p: torch.Tensor, g: torch.Tensor, state: State, spec: Spec) -> bool:
     """Whether the kernel can stream this parameter: it, its gradient and its state tensors
     hold exactly their values in plain CPU memory (:func:`.walk.plain`, the predicate the
     per-step walk applies too), the gradient has the parameter's shape and dtype, the state
-    the parameter's size and storage dtype. (A wrapper such as DTensor reports
-    ``data_ptr() == 0``, which the kernel would write through: the optimizer passes
-    DTensors' local shards instead.)"""
+    the parameter's size and its format's dtype (8-bit block maxima: one float32 per
+    block). (A wrapper such as DTensor reports ``data_ptr() == 0``, which the kernel would
+    write through: the optimizer passes DTensors' local shards instead.)"""
     view = real_view(p)  # complex parameters stream as pairs of reals
-    streams = storage.stream_formats((), p)
-    if streams is None or g.shape != p.shape:  # p.grad.data = … skips torch's check
-        return False
+    if storage.stream_formats((), p, spec, state) is None or g.shape != p.shape:
+        return False  # (p.grad.data = … skips torch's shape check)
     if not (walk.plain((p,), p.dtype) and walk.plain((g,), p.dtype)):
         return False
-    arrays = [state[name] for name in spec.state_fields if name not in spec.scalar_state]
-    return (
-        all(isinstance(value, torch.Tensor) for value in arrays)
-        and walk.plain(arrays, storage.stored_dtype(p))
-        and all(value.numel() == view.numel() for value in arrays)
-    )
+    fields = storage.arrays(spec)
+    kept = storage.format_of(spec, state)
+    arrays = [state[name] for name in fields]
+    if not all(isinstance(value, torch.Tensor) for value in arrays):
+        return False
+    if kept is not None and not walk.plain(arrays, storage.stored_dtype(kept)):
+        return False
+    if kept == "8bit":
+        maxima = [state[f"{name}_absmax"] for name in fields]
+        count = quantization.blocks(view.numel())
+        if not walk.plain(maxima, torch.float32) or any(m.numel() != count for m in maxima):
+            return False
+    return all(value.numel() == view.numel() for value in arrays)
 
 
 def warn_unavailable(reason: str) -> None:

@@ -100,11 +100,12 @@ class _TensorListNamespace:
 TensorList._xp = _TensorListNamespace()
 
 
-def _batch_key(p: torch.Tensor, state: State) -> tuple[Any, ...]:
-    # One TensorList needs one device and dtype, and the scalars the rule reads from state
-    # (the step count t, NAdam's μ-product, NAG's shift) must agree across the batch.
-    scalars = tuple(v for v in state.values() if not isinstance(v, torch.Tensor))
-    return (p.device, p.dtype, *scalars)
+def _batch_key(spec: Spec, p: torch.Tensor, state: State) -> tuple[Any, ...]:
+    # One TensorList needs one device and dtype, the scalars the rule reads from state (the
+    # step count t, NAdam's μ-product, NAG's shift) must agree across the batch, and its
+    # state must be stored alike (storage.save writes a batch in one format).
+    scalars = tuple(state[k] for k in ("step", *spec.scalar_state))
+    return (p.device, p.dtype, storage.format_of(spec, state), *scalars)
 
 
 def step(
@@ -128,7 +129,7 @@ def step(
     batches: dict[tuple[Any, ...], list[int]] = defaultdict(list)
     for i, (p, g, s) in enumerate(zip(params, grads, states, strict=True)):
         if not g.is_sparse:
-            batches[_batch_key(real_view(p), s)].append(i)
+            batches[_batch_key(spec, real_view(p), s)].append(i)
     lists = []
     for members in batches.values():
         ps = [real_view(params[i]) for i in members]
@@ -139,9 +140,8 @@ def step(
     for members, ps, p_compute, gs in lists:
         batch = [states[i] for i in members]
         t = storage.next_step(batch[0])
-        p_new, new = rule_step.update(
-            spec, p_compute, gs, storage.load(spec, batch, TensorList), t=t, hp=hp, scalars=scalars
-        )
+        state = storage.load(spec, batch, TensorList, p_compute.tensors[0].dtype)
+        p_new, new = rule_step.update(spec, p_compute, gs, state, t=t, hp=hp, scalars=scalars)
         torch._foreach_copy_(ps, p_new.tensors)
         storage.save(spec, batch, new, t, write=_copy)
 

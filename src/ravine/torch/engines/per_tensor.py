@@ -41,7 +41,13 @@ def step(
     for (p, state, p_compute, _), g in zip(dense, gs, strict=True):
         t = storage.next_step(state)
         p_new, new = rule_step.update(
-            spec, p_compute, g, storage.load(spec, [state]), t=t, hp=hp, scalars=scalars
+            spec,
+            p_compute,
+            g,
+            storage.load(spec, [state], dtype=p_compute.dtype),
+            t=t,
+            hp=hp,
+            scalars=scalars,
         )
         p.copy_(p_new)
         storage.save(spec, [state], new, t)
@@ -54,7 +60,7 @@ def _step_sparse(
     rows = tuple(g._indices())
     p_rows = compute_view(p[rows])
     values = rule_step.effective_gradient(p_rows, compute_view(g._values()), hp)
-    row_state = storage.load(spec, [state], combine=lambda views: views[0][rows])
+    row_state = storage.load(spec, [state], lambda views: views[0][rows], p_rows.dtype)
     t = storage.next_step(state)
     p_rows, new = rule_step.update(spec, p_rows, values, row_state, t=t, hp=hp, scalars={})
     p.index_put_(rows, p_rows.to(p.dtype))

@@ -272,7 +272,7 @@ class TritonEngine:
         return [float(x) for x in totals.tolist()]  # the host needs the norm: one sync
 
     def _kernel(self, program: Program, key: tuple[Any, ...], param: torch.Tensor) -> ModuleType:
-        formats = storage.stream_formats(program.arrays, param)
+        formats = storage.stream_formats(program.arrays, param, program.spec, None)
         assert formats is not None  # checked by _fits
         interpret = interpreting()
         cache_key = (key, *formats.values(), interpret)
@@ -374,11 +374,15 @@ _is_neg = torch.Tensor.is_neg
 def _fits(p: torch.Tensor, g: torch.Tensor, state: State, spec: Spec, where: str) -> bool:
     """Whether the kernel can stream this parameter: it, its gradient and its state tensors
     are plain memory on a device the kernels read, the gradient of the parameter's shape
-    and dtype, the state of its size and storage dtype."""
-    if p.device.type != where or storage.stream_formats((), p) is None or g.shape != p.shape:
+    and dtype, the state of its size in the parameter's dtype (other ``state_dtype`` formats
+    go through the per-tensor implementation)."""
+    plain = storage.FORMATS.get(real_view(p).dtype)
+    if p.device.type != where or plain is None or g.shape != p.shape:
+        return False
+    if storage.format_of(spec, state) not in (None, plain):
         return False
     if not _all_plain([p, g], p.dtype, p.device):
         return False
-    view, dtype = real_view(p), storage.stored_dtype(p)
-    arrays = [state[name] for name in spec.state_fields if name not in spec.scalar_state]
+    view, dtype = real_view(p), real_view(p).dtype
+    arrays = [state[name] for name in storage.arrays(spec)]
     return _all_plain(arrays, dtype, p.device) and all(v.numel() == view.numel() for v in arrays)
