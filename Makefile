@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck browser format docs bench clean
+.PHONY: demo test lint typecheck browser format docs docs-screenshots bench bench-jax clean
 
 $(STAMP): requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,8 @@ demo: $(STAMP)  ## the seed's valley: a table, figures and the lab's HTML report
 	$(BIN)/ravine demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples benchmarks
-	$(BIN)/ruff format --check src tests examples benchmarks
+	$(BIN)/ruff check src tests examples benchmarks tools
+	$(BIN)/ruff format --check src tests examples benchmarks tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -41,14 +41,27 @@ test: lint typecheck browser  ## lint, format check, type check, then the test s
 	$(BIN)/python -m pytest -n 2 -rs
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests examples benchmarks
-	$(BIN)/ruff check --fix src tests examples benchmarks
+	$(BIN)/ruff format src tests examples benchmarks tools
+	$(BIN)/ruff check --fix src tests examples benchmarks tools
 
-bench: $(STAMP)  ## speed and memory vs torch.optim on workloads A, B, C (a few minutes)
+bench: $(STAMP)  ## speed and memory vs torch.optim, then compact state vs bitsandbytes (~10 min)
+	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
 	$(BIN)/python benchmarks/bench.py --json out/bench/bench.json
+	$(BIN)/python benchmarks/state_bench.py --json out/bench/state.json
 
-docs: $(STAMP)  ## regenerate the registry's tables in README.md and docs/
-	$(BIN)/python -m ravine._doc README.md docs/conventions.md
+bench-jax: $(STAMP)  ## ravine.jax against optax under jit, workloads A and B (~7 min)
+	$(BIN)/python benchmarks/jax_bench.py --json out/bench/jax_bench.json
+
+# The site (mkdocs.yml): the registry's tables and the optimizer pages' lab figures are
+# regenerated (both committed), then the site is built strictly: a warning fails it.
+# `make test` builds it too (tests/test_docs.py), from the committed pages.
+docs: $(STAMP)  ## regenerate the docs' tables and figures, build the site into out/site (~1 min)
+	$(BIN)/python -m ravine._doc README.md docs/*.md docs/optimizers/*.md
+	$(BIN)/python tools/docs/figures.py docs/optimizers/figures
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
+
+docs-screenshots: docs browser  ## the home page, an optimizer page and an API entry, in headless Chromium
+	$(BIN)/python tools/docs/screenshots.py --site out/site --out out/docs-screenshots
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache

@@ -63,6 +63,8 @@ def contour_with_trajectories(
     (x0, x1), (y0, y1) = surface.bounds
     # Fixed margins (inches) instead of a layout engine: quicker, and the same every time.
     panel_w, left, right, top, bottom, gap_w, gap_h = 4.6, 0.6, 0.15, 0.7, 0.95, 0.35, 0.55
+    legend_columns = 4 if cols > 1 else 2  # one panel is too narrow for the legend in a row
+    bottom += 0.25 * (4 // legend_columns - 1)
     panel_h = panel_w * (y1 - y0) / (x1 - x0)
     width = left + right + cols * panel_w + (cols - 1) * gap_w
     height = top + bottom + rows * panel_h + (rows - 1) * gap_h
@@ -123,7 +125,7 @@ def contour_with_trajectories(
         Line2D([], [], ls="", marker="*", color="black", ms=10, label="minimum"),
         Line2D([], [], color="0.55", lw=0.5, label="contours of f (log-spaced)"),
     ]
-    fig.legend(handles=handles, loc="lower center", ncols=4, frameon=False)
+    fig.legend(handles=handles, loc="lower center", ncols=legend_columns, frameon=False)
     fig.suptitle(title or surface.name)
     out = Path(path)
     fig.savefig(out, dpi=110)
