@@ -105,7 +105,7 @@ def test_state_formats_show_which_tensors_keep_full_precision():
     large.grad = torch.ones_like(large)
     named.step()
     assert named.state_formats() == {"w": "8bit"}
-    assert named.state[large]["m"].dtype == torch.uint8
+    assert named.state[large]["m_codes"].dtype == torch.uint8
 
 
 def test_min_compact_size_moves_the_threshold_and_is_checked():
@@ -297,16 +297,31 @@ def test_kernel_encodes_edge_values_like_the_reference():
         results.append(opt.state[p])
     assert _states_equal(*results)
     codes, absmax = compact.quantize(g, signed=True)
-    assert _same_bits(results[1]["m"], codes) and _same_bits(results[1]["m_absmax"], absmax)
+    assert _same_bits(results[1]["m_codes"], codes)
+    assert _same_bits(results[1]["m_absmax"], absmax)
 
 
-def test_same_seed_same_bits_other_seed_other_bits():
-    _, a = _run("Adam", "fused", torch.bfloat16, seed=3)
-    _, b = _run("Adam", "fused", torch.bfloat16, seed=3)
-    _, c = _run("Adam", "fused", torch.bfloat16, seed=4)
-    first_a, first_b, first_c = (next(iter(o.state.values())) for o in (a, b, c))
-    assert first_a["seed"] == first_b["seed"] != first_c["seed"]
-    assert torch.equal(first_a["G"], first_b["G"])
+def test_rounding_bits_depend_on_the_position_not_on_torchs_generator():
+    """Review finding: seeds drawn from torch's generator shifted the user's random stream
+    and made DDP ranks seeded differently round differently. Now: same parameters and
+    gradients, same bits, whatever torch.manual_seed says; each tensor its own seed."""
+    results = []
+    for torch_seed in (1234, 1235):
+        torch.manual_seed(torch_seed)
+        p = torch.ones(5000, requires_grad=True)
+        opt = rt.Adam([p, torch.ones(5000, requires_grad=True)], state_dtype=torch.bfloat16)
+        for step in range(3):
+            for q in opt.param_groups[0]["params"]:
+                q.grad = torch.full_like(q, 0.1 + step)
+            opt.step()
+        results.append(opt)
+        after = torch.rand(())
+        torch.manual_seed(torch_seed)
+        assert torch.equal(after, torch.rand(()))  # the stream was not consumed
+    a, b = ([o.state[q] for q in o.param_groups[0]["params"]] for o in results)
+    assert [s["seed"] for s in a] == [s["seed"] for s in b]
+    assert a[0]["seed"] != a[1]["seed"]
+    assert all(_states_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
 @pytest.mark.parametrize("kind", COMPACT)
@@ -398,13 +413,15 @@ def test_a_state_in_a_broken_format_is_refused_naming_it():
     target = rt.Adam(clone, state_dtype="8bit")
     cases = {
         "lacks G_absmax": lambda s: s.pop("G_absmax"),
-        "codes as float": lambda s: s.__setitem__("m", s["m"].float()),
+        "codes as float": lambda s: s.__setitem__("m_codes", s["m_codes"].float()),
         "short absmax": lambda s: s.__setitem__("m_absmax", s["m_absmax"][:1]),
     }
     messages = {
-        "lacks G_absmax": r"keeps \['G', 'G_absmax', 'm', 'm_absmax', 'step'\] in the 8bit format",
-        "codes as float": r"m must be a uint8 tensor of codes in the 8bit format",
-        "short absmax": r"m_absmax has shape \(1,\); m's 5000 elements need \(3,\)",
+        "lacks G_absmax": r"keeps \['G_absmax', 'G_codes', 'm_absmax', 'm_codes', 'step'\] in the "
+        "8bit format",
+        "codes as float": r"m_codes must be a uint8 tensor of codes in the 8bit format, got a "
+        "torch.float32 tensor",
+        "short absmax": r"m_absmax has shape \(1,\); m_codes's 5000 elements need \(3,\)",
     }
     for case, damage in cases.items():
         broken = _roundtrip(good)
@@ -429,7 +446,7 @@ def test_to_torch_decodes_and_from_torch_encodes():
     assert twin.state[p]["exp_avg"].dtype == torch.float32
     assert torch.equal(twin.state[p]["exp_avg"], storage.decode(opt.spec, opt.state[p], "m"))
     back = rt.from_torch(twin, state_dtype="8bit")
-    assert torch.equal(back.state[p]["m"], opt.state[p]["m"])  # decode → encode is stable
+    assert torch.equal(back.state[p]["m_codes"], opt.state[p]["m_codes"])  # stable
     assert back.state_formats()["0.0"] == "8bit"
 
 
@@ -480,3 +497,105 @@ def test_float64_parameters_with_compact_state(impl, exact_sqrt):
     assert _states_equal(ref_opt.state[ref[0]], opt.state[got[0]])
     # torch's float64 sqrt is not correctly rounded either: the parameters agree to an ulp
     assert torch.allclose(ref[0], got[0], rtol=4e-16, atol=0)
+
+
+# ---------------------------------------------------------------- review findings
+
+
+def test_a_checkpoint_loaded_in_place_by_another_format_misses_keys_not_values():
+    """torch.distributed.checkpoint loads into the current optimizer's tensors by key: 8-bit
+    codes kept under ``m`` would have been read as float32 values 0..255. They are kept
+    under ``m_codes``, which a float32 optimizer does not have."""
+    _, opt = _run("Adam", "per_tensor", "8bit", steps=1)
+    saved = set(opt.state_dict()["state"][0])
+    _, plain = _run("Adam", "per_tensor", None, steps=1)
+    wanted = set(plain.state_dict()["state"][0])
+    assert saved == {"step", "m_codes", "m_absmax", "G_codes", "G_absmax"}
+    assert wanted - saved == {"m", "G"}  # an in-place load finds nothing for them
+
+
+def test_a_swapped_absmax_tensor_is_noticed_by_the_fused_plan():
+    """``.data =`` changes a tensor's address without a new state version: the fused plan
+    checks the block maxima's addresses, not only the codes'."""
+    ref, ref_opt = _run("Adam", "per_tensor", "8bit", steps=2)
+    got, opt = _run("Adam", "fused", "8bit", steps=2)
+    for o in (ref_opt, opt):
+        for state in o.state.values():
+            if "m_absmax" in state:
+                state["m_absmax"].data = state["m_absmax"].data.clone()
+    for params, o in ((ref, ref_opt), (got, opt)):
+        for i in range(2, 5):
+            generator = torch.Generator().manual_seed(100 + i)
+            for p in params:
+                p.grad = torch.randn(p.shape, generator=generator)
+            o.step()
+    for p, q in zip(ref[:2], got[:2], strict=True):
+        assert torch.allclose(p, q, rtol=1e-5, atol=1e-6)
+        assert torch.equal(ref_opt.state[p]["m_absmax"], opt.state[q]["m_absmax"])
+
+
+def test_sparse_refusal_follows_the_state_a_parameter_already_has():
+    table = torch.nn.Embedding(4096, 2, sparse=False)
+    opt = rt.Adagrad(table.parameters(), state_dtype="8bit")
+    table(torch.tensor([1, 2])).sum().backward()
+    opt.step()  # dense: the state is 8-bit now
+    opt.param_groups[0]["state_dtype"] = None  # a new state would be float32
+    table.weight.grad = torch.sparse_coo_tensor(
+        torch.tensor([[1]]), torch.ones(1, 2), table.weight.shape, check_invariants=True
+    )
+    before = {k: v.clone() for k, v in opt.state[table.weight].items() if torch.is_tensor(v)}
+    with pytest.raises(RuntimeError, match="state format '8bit'"):
+        opt.step()
+    after = opt.state[table.weight]
+    assert all(torch.equal(v, after[k]) for k, v in before.items())
+
+
+def test_an_edited_state_dtype_is_checked_when_a_state_is_created():
+    p = torch.zeros(5000, requires_grad=True)
+    opt = rt.Adam([p], state_dtype="8bit")
+    opt.param_groups[0]["state_dtype"] = torch.float16
+    p.grad = torch.ones_like(p)
+    with pytest.raises(ValueError, match=r"invalid state_dtype=torch.float16; valid: None"):
+        opt.step()
+
+
+def test_a_plain_checkpoint_with_mixed_dtypes_is_converted_to_the_format():
+    params, opt = _run("Adam", "per_tensor", None, steps=2)
+    saved = _roundtrip(opt.state_dict())
+    saved["state"][0]["G"] = saved["state"][0]["G"].half()
+    clones = [p.detach().clone().requires_grad_() for p in params]
+    other = rt.Adam(clones, fused=True)
+    other.load_state_dict(saved)
+    assert other.state[clones[0]]["G"].dtype == torch.float32
+    for p in clones:
+        p.grad = torch.ones_like(p)
+    other.step()
+    assert other.fallbacks == 0
+
+
+def test_dtensor_parameters_refuse_compact_state_before_loading(tmp_path):
+    """FSDP2's DTensors cannot take compact state: load_state_dict says so before anything
+    changes (it used to fail half-way, leaving internal wrappers in the state)."""
+    import torch.distributed as dist
+    from torch.distributed.tensor import DeviceMesh, distribute_tensor
+
+    if not dist.is_available():
+        pytest.skip("torch.distributed is not available")
+    dist.init_process_group(
+        "gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1
+    )
+    try:
+        mesh = DeviceMesh("cpu", [0])
+        plain = torch.nn.Parameter(distribute_tensor(torch.randn(64, 80), mesh))
+        source = rt.Adam([plain])
+        plain.grad = distribute_tensor(torch.ones(64, 80), mesh)
+        source.step()
+        target_param = torch.nn.Parameter(distribute_tensor(torch.randn(64, 80), mesh))
+        target = rt.Adam([target_param], state_dtype="8bit")
+        with pytest.raises(
+            CheckpointError, match="state_dtype='8bit' is not supported for DTensor"
+        ):
+            target.load_state_dict(source.state_dict())
+        assert not target.state
+    finally:
+        dist.destroy_process_group()

@@ -200,7 +200,8 @@ def from_torch(torch_opt: torch.optim.Optimizer, **implementation: Any) -> Optim
             if old:
                 state = _into_ravine(twin, ravine_opt.spec.name, old, p, group)
                 kind, size = group["state_dtype"], group["min_compact_size"]
-                ravine_opt.state[p] = storage.convert(ravine_opt.spec, state, p, kind, size)
+                seed = storage.rounding_seed(ravine_opt._position(p))
+                ravine_opt.state[p] = storage.convert(ravine_opt.spec, state, p, kind, size, seed)
     return ravine_opt
 
 

@@ -3,6 +3,7 @@ rule does not take) and non-finite gradients under the optimizer's ``nonfinite``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -35,8 +36,9 @@ def position(group: dict[str, Any], p: torch.Tensor) -> int:
     return next(i for i, q in enumerate(group["params"]) if q is p)
 
 
-def check_sparse(spec: Spec, work: Work) -> None:
-    """Raise before any tensor changes if a sparse gradient cannot be honoured."""
+def check_sparse(spec: Spec, work: Work, states: Mapping[Any, Any]) -> None:
+    """Raise before any tensor changes if a sparse gradient cannot be honoured (``states``:
+    the optimizer's, whose format decides for a parameter that already has one)."""
     for i, (group, params, grads) in enumerate(work):
         for p, g in zip(params, grads, strict=True):
             if not g.is_sparse:
@@ -48,10 +50,15 @@ def check_sparse(spec: Spec, work: Work) -> None:
                     f"group {i}, shape {tuple(p.shape)}); SGD and Adagrad do, or use "
                     "nn.Embedding(sparse=False)"
                 )
-            kept = storage.state_format(
-                p,
-                group.get("state_dtype"),
-                group.get("min_compact_size", quantization.MIN_ELEMENTS),
+            state = states.get(p)
+            kept = (
+                storage.format_of(spec, state)
+                if state
+                else storage.state_format(
+                    p,
+                    group.get("state_dtype"),
+                    group.get("min_compact_size", quantization.MIN_ELEMENTS),
+                )
             )
             if kept in storage.COMPACT and spec.state_fields:
                 raise RuntimeError(

@@ -123,7 +123,8 @@ class Optimizer(torch.optim.Optimizer):
             for p in group["params"]:  # after load_state_dict: into the group's format
                 if p in self.state and any(map(_is_held, self.state[p].values())):
                     held = {k: _unheld(v) for k, v in self.state[p].items()}
-                    self.state[p] = storage.convert(self.spec, held, p, *_storage(group))
+                    seed = storage.rounding_seed(self._position(p))
+                    self.state[p] = storage.convert(self.spec, held, p, *_storage(group), seed)
 
     def _hyperparameters(self, group: dict[str, Any]) -> dict[str, Any]:
         # Schedulers and users may rewrite param_groups between steps: check every step.
@@ -141,6 +142,15 @@ class Optimizer(torch.optim.Optimizer):
         """Load a state after checking that it fits (see :mod:`ravine.torch.checkpoint`);
         a state that does not fit raises ``CheckpointError`` and changes nothing."""
         checkpoint.check(self, state_dict)
+        for group in self.param_groups:  # what __setstate__ could not convert, refused now
+            kind = group["state_dtype"]
+            wrapped = [p for p in group["params"] if storage.is_wrapper(p)]
+            if wrapped and kind is not None and kind is not torch.float32:
+                raise checkpoint.CheckpointError(
+                    f"{self.spec.name}: state_dtype={kind!r} is not supported for "
+                    f"{type(wrapped[0]).__name__} parameters (FSDP2, tensor parallel); "
+                    "valid there: None, torch.float32"
+                )
         # The state keeps its own format until __setstate__ converts it to the group's
         # state_dtype (torch would cast every floating-point state to the parameter's
         # dtype first); state_dtype is this optimizer's, not the saved one.
@@ -157,8 +167,18 @@ class Optimizer(torch.optim.Optimizer):
     def _state(self, p: torch.Tensor, hp: dict[str, Any], group: dict[str, Any]) -> dict[str, Any]:
         state = self.state[p]
         if not state:  # lazily, on the parameter's first step
-            state.update(storage.init(self.spec, p, hp, *_storage(group)))
+            seed = storage.rounding_seed(self._position(p))
+            state.update(storage.init(self.spec, p, hp, *_storage(group), seed))
         return state
+
+    def _position(self, p: torch.Tensor) -> int:
+        """``p``'s index in the optimizer, counting through the groups (cached; groups only
+        grow, so a miss rebuilds the table)."""
+        table = self.__dict__.get("_positions")
+        if table is None or id(p) not in table:
+            params = [q for group in self.param_groups for q in group["params"]]
+            table = self.__dict__["_positions"] = {id(q): i for i, q in enumerate(params)}
+        return table[id(p)]
 
     def state_formats(self) -> dict[str, str]:
         """The storage format of each parameter's state, by name (``param_names`` where the
@@ -196,7 +216,7 @@ class Optimizer(torch.optim.Optimizer):
                 grads = [g for g in grads if g is not None]
             work.append((group, params, grads))
         if any(any(map(_is_sparse, grads)) for _, _, grads in work):
-            guards.check_sparse(self.spec, work)
+            guards.check_sparse(self.spec, work, self.state)
         if self.nonfinite != "ignore" and not guards.all_finite(self.spec, self.nonfinite, work):
             self.skipped_steps += 1  # "skip": nothing changes, in any group
             return loss

@@ -112,6 +112,7 @@ def state_format(
     """The format a new state of parameter ``p`` gets under ``state_dtype``; under a
     compact one, parameters of fewer than ``min_size`` (real) elements keep full
     precision."""
+    check_state_dtype("param group", state_dtype)  # groups can be edited after the checks
     real = real_view(p).dtype
     if state_dtype is None:
         return _plain(real)
@@ -131,12 +132,23 @@ def _absmax(name: str) -> str:
     return f"{name}_absmax"
 
 
+def _codes(name: str) -> str:
+    return f"{name}_codes"
+
+
+def stored(name: str, format_: str | None) -> str:
+    """The key a state field's tensor is kept under: ``NAME_codes`` for 8-bit codes (so a
+    checkpoint loaded in place by another format — torch.distributed.checkpoint — misses
+    the key instead of taking codes for values), else ``NAME``."""
+    return _codes(name) if format_ == "8bit" else name
+
+
 def format_of(spec: Spec, state: State) -> str | None:
     """The format ``state`` is stored in (None: the rule keeps no array state)."""
     fields = arrays(spec)
     if not fields:
         return None
-    if _absmax(fields[0]) in state:
+    if _codes(fields[0]) in state:
         return "8bit"
     if "seed" in state:
         return "bfloat16-sr"
@@ -151,9 +163,9 @@ def stored_dtype(format_: str) -> torch.dtype:
 def keys(spec: Spec, format_: str | None) -> set[str]:
     """Every key a stored state of this format holds."""
     fields = arrays(spec)
-    extra = {"seed"} if format_ == "bfloat16-sr" else set()
     if format_ == "8bit":
-        extra = {_absmax(name) for name in fields}
+        return {"step", *spec.scalar_state, *map(_codes, fields), *map(_absmax, fields)}
+    extra = {"seed"} if format_ == "bfloat16-sr" else set()
     return {"step", *spec.state_fields, *extra}
 
 
@@ -188,26 +200,33 @@ def problem(spec: Spec, entry: Mapping[str, Any], p: torch.Tensor) -> str | None
     :func:`saved_format`) cannot be ``p``'s state (None: it can, after :func:`convert`)."""
     format_ = saved_format(spec, entry)
     shape = tuple(real_view(p).shape)
-    for name in arrays(spec):
+    for field in arrays(spec):
+        name = stored(field, format_)
         value = entry[name]
+        got = f"got {_describe(value)}"
         if format_ == "8bit":
             if not isinstance(value, torch.Tensor) or value.dtype != torch.uint8:
-                return f"{name} must be a uint8 tensor of codes in the 8bit format"
-            absmax = entry[_absmax(name)]
+                return f"{name} must be a uint8 tensor of codes in the 8bit format, {got}"
+            absmax = entry[_absmax(field)]
             count = quantization.blocks(value.numel())
             if not isinstance(absmax, torch.Tensor) or absmax.dtype != torch.float32:
-                return f"{_absmax(name)} must be a float32 tensor in the 8bit format"
+                return (
+                    f"{_absmax(field)} must be a float32 tensor in the 8bit format, "
+                    f"got {_describe(absmax)}"
+                )
             if tuple(absmax.shape) != (count,):
                 return (
-                    f"{_absmax(name)} has shape {tuple(absmax.shape)}; {name}'s "
+                    f"{_absmax(field)} has shape {tuple(absmax.shape)}; {name}'s "
                     f"{value.numel()} elements need ({count},) in the 8bit format"
                 )
         elif format_ == "bfloat16-sr" and not (
             isinstance(value, torch.Tensor) and value.dtype == torch.bfloat16
         ):
-            return f"{name} must be a bfloat16 tensor in the bfloat16-sr format (it has a seed)"
+            return (
+                f"{name} must be a bfloat16 tensor in the bfloat16-sr format (it has a seed), {got}"
+            )
         elif not isinstance(value, torch.Tensor) or not value.is_floating_point():
-            return f"{name} must be a floating-point tensor"
+            return f"{name} must be a floating-point tensor, {got}"
         if tuple(value.shape) != shape:
             return f"{name} has shape {tuple(value.shape)}, the parameter needs {shape}"
     seed = entry.get("seed", 0)
@@ -216,9 +235,15 @@ def problem(spec: Spec, entry: Mapping[str, Any], p: torch.Tensor) -> str | None
     return None
 
 
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.dtype} tensor"
+    return f"a {type(value).__name__}"
+
+
 def saved_format(spec: Spec, entry: Mapping[str, Any]) -> str | None:
     """The format a saved entry's keys say it is in (None: only plain tensors)."""
-    if any(str(key).endswith("_absmax") for key in entry):
+    if any(str(key).endswith(("_absmax", "_codes")) for key in entry):
         return "8bit"
     return "bfloat16-sr" if "seed" in entry else None
 
@@ -229,9 +254,11 @@ def init(
     hp: Hyperparameters,
     state_dtype: Any = None,
     min_size: int = quantization.MIN_ELEMENTS,
+    seed: int = 0,
 ) -> State:
     """Fresh state for parameter p: step 0 and the rule's initial fields, in the format
-    :func:`state_format` gives it (compact formats start from the nearest-rounded values)."""
+    :func:`state_format` gives it (compact formats start from the nearest-rounded values;
+    ``seed`` keys a bfloat16 state's rounding bits, see :func:`rounding_seed`)."""
     init_kwargs = {name: hp[name] for name in spec.init_args}
     fresh = spec.init(real_view(p).detach(), **init_kwargs)._asdict()
     format_ = state_format(p, state_dtype, min_size)
@@ -241,21 +268,29 @@ def init(
             f"{type(p).__name__} parameters (FSDP2, tensor parallel); valid there: None, "
             "torch.float32"
         )
-    return {"step": 0, **_encoded(spec, fresh, format_)}
+    return {"step": 0, **_encoded(spec, fresh, format_, seed)}
 
 
-def _encoded(spec: Spec, values: Mapping[str, Any], format_: str) -> State:
+def rounding_seed(position: int) -> int:
+    """The seed of the stochastic rounding of the parameter at ``position`` (its index in
+    the optimizer, counting through the groups): a function of the position only — not of
+    torch's random generator, whose stream a draw would shift, and which DDP ranks may seed
+    differently — so replicas and resumed runs round alike."""
+    return int(quantization.mix32((position + 1) & quantization.MASK))
+
+
+def _encoded(spec: Spec, values: Mapping[str, Any], format_: str, seed: int) -> State:
     """The rule's state ``values`` (name → array or scalar) stored in ``format_``."""
     state: State = {}
     for name, value in values.items():
         if name in spec.scalar_state:
             state[name] = value
         elif format_ == "8bit":
-            state[name], state[_absmax(name)] = compact.quantize(value, _signed(spec, name))
+            state[_codes(name)], state[_absmax(name)] = compact.quantize(value, _signed(spec, name))
         else:
             state[name] = value.to(stored_dtype(format_))
     if format_ == "bfloat16-sr" and arrays(spec):
-        state["seed"] = int(torch.randint(0, quantization.MASK + 1, (), dtype=torch.int64))
+        state["seed"] = seed
     return state
 
 
@@ -265,6 +300,7 @@ def convert(
     p: torch.Tensor,
     state_dtype: Any,
     min_size: int = quantization.MIN_ELEMENTS,
+    seed: int = 0,
 ) -> State:
     """``state`` in the format :func:`state_format` gives parameter ``p``, on its device: the
     same dict if it already is (a checkpoint of the same format resumes bit for bit), else
@@ -273,21 +309,27 @@ def convert(
         if isinstance(value, torch.Tensor) and value.device != p.device:
             put(state, name, value.to(p.device))
     current, target = format_of(spec, state), state_format(p, state_dtype, min_size)
-    if current is None or current == target:
+    if current is None or (current == target and _uniform(spec, state, target)):
         return state
     decoded = {name: decode(spec, state, name) for name in spec.state_fields}
-    converted = _encoded(spec, decoded, target)
+    converted = _encoded(spec, decoded, target, state.get("seed", seed))
     return {"step": state["step"], **converted}
+
+
+def _uniform(spec: Spec, state: State, format_: str) -> bool:
+    """Whether every state tensor has its format's dtype (a plain checkpoint may hold
+    fields of several dtypes: then it is converted)."""
+    dtype = stored_dtype(format_)
+    return all(state[stored(f, format_)].dtype == dtype for f in arrays(spec))
 
 
 def decode(spec: Spec, state: State, name: str) -> Any:
     """One state field as the rule computes with it (scalars as stored)."""
-    value = state[name]
     if name in spec.scalar_state:
-        return value
-    if _absmax(name) in state:
-        return compact.dequantize(value, state[_absmax(name)], _signed(spec, name))
-    return compute_view(value)
+        return state[name]
+    if _codes(name) in state:
+        return compact.dequantize(state[_codes(name)], state[_absmax(name)], _signed(spec, name))
+    return compute_view(state[name])
 
 
 def next_step(state: State) -> int:
@@ -367,10 +409,23 @@ def save(
 
 
 def _store(spec: Spec, state: State, name: str, field: int, value: Any, t: int) -> None:
-    """Encode one new state tensor into its compact storage, in place."""
-    if _absmax(name) in state:
+    """Encode one new state tensor into its compact storage, in place (never broadcast: a
+    state whose shape no longer fits its parameter is an error, not a silent fill)."""
+    if _codes(name) in state:
         codes, absmax = compact.quantize(value, _signed(spec, name))
-        state[_absmax(name)].copy_(absmax)
+        target, maxima = state[_codes(name)], state[_absmax(name)]
+        if maxima.shape != absmax.shape or target.shape != codes.shape:
+            raise RuntimeError(
+                f"{spec.name}: the 8-bit state {name} holds {tuple(target.shape)} codes and "
+                f"{tuple(maxima.shape)} block maxima, the new value needs {tuple(codes.shape)}"
+            )
+        maxima.copy_(absmax)
     else:
         codes = compact.round_stochastic(value, quantization.stream_key(state["seed"], t, field))
-    state[name].copy_(codes)
+        target = state[name]
+        if target.shape != codes.shape:
+            raise RuntimeError(
+                f"{spec.name}: the state {name} has shape {tuple(target.shape)}, the new "
+                f"value {tuple(codes.shape)}"
+            )
+    target.copy_(codes)

@@ -104,6 +104,11 @@ class _Batch:
         self.storage_type = torch.empty(0, dtype=storage.stored_dtype(kept))
         seeds = [state.get("seed", 0) for state in self.states]
         self.seeds = np.array(seeds, dtype=np.int64)
+        # 8-bit block maxima: the walk checks the code tensors' addresses, these are
+        # checked here (a `.data =` swap changes an address without a new state version)
+        names = [n.removesuffix("_codes") + "_absmax" for n in self.fields if n.endswith("_codes")]
+        first = len(self.fields) + 2
+        self.maxima = [(first + r, name) for r, name in enumerate(names)]
 
     def set_keys(self, t: int) -> None:
         """Write this step's rounding keys into their table rows."""
@@ -112,6 +117,10 @@ class _Batch:
 
     def ready(self, grads: Sequence[torch.Tensor] | None) -> bool:
         """Whether every member still matches the plan (gradient addresses refreshed)."""
+        for row, name in self.maxima:
+            addresses = [state[name].data_ptr() for state in self.states]
+            if addresses != self.pointers[row].tolist():
+                return False
         return bool(
             walk.current().refresh(
                 self.params,
@@ -272,7 +281,7 @@ class FusedEngine:
                 *_tables(program, formats[key[:2]], params, grads, states, members),
                 tuple(params[i] for i in members),
                 tuple(states[i] for i in members),
-                program.arrays[2:],
+                tuple(storage.stored(f, key[1]) for f in program.arrays[2:]),
                 _key_rows(program, formats[key[:2]], spec),
                 key[1],
             )
@@ -343,8 +352,12 @@ def _tables(
     offsets = np.zeros(len(members) + 1, dtype=np.int64)
     np.cumsum(sizes, out=offsets[1:])
     streams = {"p": params, "g": grads}
+    kept = storage.format_of(program.spec, states[members[0]])
     rows = [
-        [(streams[f][i] if f in streams else states[i][f]).data_ptr() for i in members]
+        [
+            (streams[f][i] if f in streams else states[i][storage.stored(f, kept)]).data_ptr()
+            for i in members
+        ]
         for f in program.arrays
     ]
     for kind, name in c.extra_rows(program, formats):
@@ -411,7 +424,7 @@ def _fits(p: torch.Tensor, g: torch.Tensor, state: State, spec: Spec) -> bool:
         return False
     fields = storage.arrays(spec)
     kept = storage.format_of(spec, state)
-    arrays = [state[name] for name in fields]
+    arrays = [state[storage.stored(name, kept)] for name in fields]
     if not all(isinstance(value, torch.Tensor) for value in arrays):
         return False
     if kept is not None and not walk.plain(arrays, storage.stored_dtype(kept)):
