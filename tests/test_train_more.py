@@ -14,8 +14,9 @@ import torch
 from conftest import run_quick_experiment
 from ravine.cli import _parser
 from ravine.lab.train import EXPERIMENTS
-from ravine.lab.train.experiments import RUNS, SETTINGS
+from ravine.lab.train.experiments import SETTINGS
 from ravine.lab.train.report import RENDER
+from ravine.lab.train.runs import RUNS
 from ravine.torch import OPTIMIZERS
 
 

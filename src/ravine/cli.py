@@ -128,9 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _train(experiment: str, *, quick: bool, out_dir: str) -> None:
     import time
 
-    from .lab.train import experiments, report  # torch, scikit-learn: imported when needed
+    from .lab.train import report, runs  # torch, scikit-learn: imported when needed
 
     start = time.perf_counter()
-    text, paths = report.write(experiments.RUNS[experiment](quick=quick), out_dir)
+    text, paths = report.write(runs.RUNS[experiment](quick=quick), out_dir)
     print(text)
     print(f"\n{time.perf_counter() - start:.0f} s; wrote " + ", ".join(map(str, paths)))

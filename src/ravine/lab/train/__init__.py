@@ -23,6 +23,6 @@ EXPERIMENTS = (
     "zeiler",
     "state-formats",
 )
-"""The reproductions ``ravine train`` runs: :data:`.experiments.RUNS` maps each to its
+"""The reproductions ``ravine train`` runs: :data:`.runs.RUNS` maps each to its
 function and :data:`.report.RENDER` to its table and figure (kept here, apart from them, so
 that the command line lists them without importing torch)."""

@@ -497,22 +497,15 @@ def bias_claims(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def state_formats(quick: bool = False, progress: bool = True) -> dict[str, Any]:
-    """The studies above with float32, bfloat16 and 8-bit state (:mod:`.state_formats`)."""
-    from . import state_formats as study  # it builds on this module's setups
-
-    return study.state_formats(quick, progress)
-
-
 RUNS: dict[str, Callable[..., dict[str, Any]]] = {
     "kingma-fig1": kingma_fig1,
     "kingma-fig2": kingma_fig2,
     "bias-correction": bias_correction,
     "sutskever": sutskever,
     "zeiler": zeiler,
-    "state-formats": state_formats,
 }
-"""Experiment name (:data:`ravine.lab.train.EXPERIMENTS`) → its function."""
+"""The papers' reproductions by name → their functions (:data:`.runs.RUNS` adds the
+state-format study, which builds on this module's setups)."""
 
 
 def fmt(pair: Any, digits: int = 3) -> str:
