@@ -176,6 +176,24 @@ def time_steps(step: Callable[[], Any], device: str, rounds: int) -> float:
     return statistics.median(time_round(step, device, per_round) for _ in range(rounds))
 
 
+def interleaved(
+    steps: list[tuple[Callable[[], Any], int]],
+    limit: Callable[[], Any],
+    device: str,
+    rounds: int,
+    budget_s: float = 1.0,
+) -> list[float]:
+    """Median seconds per call of each ``(step, calls per round)`` and then of ``limit``,
+    timed in interleaved rounds, so that the machine's drift (other tenants, clock
+    changes) falls on all of them alike."""
+    cases = [*steps, (limit, steps_per_round(limit, device, rounds, budget_s))]
+    samples: list[list[float]] = [[] for _ in cases]
+    for _ in range(rounds):
+        for times, (step, per_round) in zip(samples, cases, strict=True):
+            times.append(time_round(step, device, per_round))
+    return [statistics.median(times) for times in samples]
+
+
 _TRIAD = r"""
 #include <stdint.h>
 void triad(float* restrict a, const float* restrict b, int64_t n, float s, int threads) {
@@ -269,16 +287,12 @@ def measure(
             continue
         ready.append((library, mode, opt, steps_per_round(opt.step, device, rounds, budget_s)))
     limit, limit_bytes = triad(elements, arrays, device)
-    limit_per_round = steps_per_round(limit, device, rounds, budget_s)
-    samples: dict[int, list[float]] = {i: [] for i in range(len(ready) + 1)}
-    for _ in range(rounds):
-        for i, (_, _, opt, per_round) in enumerate(ready):
-            samples[i].append(time_round(opt.step, device, per_round))
-        samples[len(ready)].append(time_round(limit, device, limit_per_round))
-    bandwidth = limit_bytes / statistics.median(samples[len(ready)]) / 1e9
+    steps = [(opt.step, per_round) for _, _, opt, per_round in ready]
+    *seconds, limit_seconds = interleaved(steps, limit, device, rounds, budget_s)
+    bandwidth = limit_bytes / limit_seconds / 1e9
     measured = [
-        (library, mode, statistics.median(samples[i]), _peak_extra_bytes(opt.step, device))
-        for i, (library, mode, opt, _) in enumerate(ready)
+        (library, mode, s, _peak_extra_bytes(opt.step, device))
+        for (library, mode, opt, _), s in zip(ready, seconds, strict=True)
     ]
     del ready
     gc.collect()

@@ -21,7 +21,6 @@ import argparse
 import gc
 import json
 import math
-import statistics
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from bench import WORKLOADS, _make, steps_per_round, time_round, triad
+from bench import WORKLOADS, _make, interleaved, steps_per_round, triad
 
 import ravine.torch as rt
 from ravine import quantization
@@ -129,17 +128,12 @@ def measure(workload: str, name: str, rounds: int, budget_s: float = 1.0) -> lis
         ready.append((label, kind, opt, bytes_per, per_round))
     elements = sum(math.prod(s) for s in shapes)
     limit, limit_bytes = triad(elements, 2 + 2 * len(storage.arrays(BY_NAME[name])), "cpu")
-    limit_round = steps_per_round(limit, "cpu", rounds, budget_s)
-    samples: list[list[float]] = [[] for _ in range(len(ready) + 1)]
-    for _ in range(rounds):  # interleaved: the machine's drift falls on every case alike
-        for i, (*_, opt, _, per_round) in enumerate(ready):
-            samples[i].append(time_round(opt.step, "cpu", per_round))
-        samples[-1].append(time_round(limit, "cpu", limit_round))
-    bandwidth = limit_bytes / statistics.median(samples[-1])
-    reference = statistics.median(samples[0])
+    steps = [(opt.step, per_round) for *_, opt, _, per_round in ready]
+    *medians, limit_seconds = interleaved(steps, limit, "cpu", rounds, budget_s)
+    bandwidth = limit_bytes / limit_seconds
+    reference = medians[0]
     rows = []
-    for i, (label, kind, _, bytes_per, _) in enumerate(ready):
-        seconds = statistics.median(samples[i])
+    for (label, kind, _, bytes_per, _), seconds in zip(ready, medians, strict=True):
         rows.append(
             Row(
                 workload=workload,

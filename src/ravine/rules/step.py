@@ -18,7 +18,7 @@ optax (:mod:`ravine.jax`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._xp import Array
@@ -79,14 +79,17 @@ def group_update(
     *,
     t: int,
     hp: Mapping[str, Any],
+    each: Callable[..., tuple[Array, Any]] | None = None,
 ) -> list[tuple[Array, Any]]:
     """One step of a whole group at one step count ``t``: the effective gradients, the
-    group's scalars (normalized GD's norm spans every tensor), then :func:`update` per
-    tensor; new (p, state) pairs."""
+    group's scalars (normalized GD's norm spans every tensor), then ``each`` per tensor
+    (:func:`update` by default: new (p, state) pairs; :func:`group_delta` passes
+    :func:`delta`)."""
+    each = update if each is None else each
     gs = [effective_gradient(p, g, hp) for p, g in zip(params, grads, strict=True)]
     scalars = spec.group_scalars(gs) if spec.group_scalars and gs else {}
     return [
-        update(spec, p, g, s, t=t, hp=hp, scalars=scalars)
+        each(spec, p, g, s, t=t, hp=hp, scalars=scalars)
         for p, g, s in zip(params, gs, states, strict=True)
     ]
 
@@ -147,11 +150,5 @@ def group_delta(
     t: int,
     hp: Mapping[str, Any],
 ) -> list[tuple[Array, Any]]:
-    """:func:`group_update` as changes: the effective gradients, the group's scalars, then
-    :func:`delta` per tensor; (delta, new state) pairs, with ``p_new = p + delta``."""
-    gs = [effective_gradient(p, g, hp) for p, g in zip(params, grads, strict=True)]
-    scalars = spec.group_scalars(gs) if spec.group_scalars and gs else {}
-    return [
-        delta(spec, p, g, s, t=t, hp=hp, scalars=scalars)
-        for p, g, s in zip(params, gs, states, strict=True)
-    ]
+    """:func:`group_update` as changes: (delta, new state) pairs, ``p_new = p + delta``."""
+    return group_update(spec, params, grads, states, t=t, hp=hp, each=delta)
