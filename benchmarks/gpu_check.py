@@ -13,18 +13,27 @@
    targets, and whether Triton beat foreach everywhere (the condition for making it the
    default on CUDA).
 
-Not checked, because not implemented yet: sync-free ``nonfinite``/GradScaler steps and
-CUDA-graph capture (issue #13, items 3 and 4). Exits non-zero if parity fails.
+3. Sync-free steps: ``scaler.step(opt)`` under ``torch.amp.GradScaler`` and steps under
+   ``nonfinite="skip"`` and ``"raise"`` (with a poisoned gradient) run under
+   ``torch.cuda.set_sync_debug_mode("error")`` (in the dry run: with every Python read of
+   a tensor value refused), and skip as the per-tensor rule does.
+4. CUDA graphs: a ``capturable=True`` step captured once and replayed on new gradients
+   (one of them poisoned, under ``nonfinite="skip"``) against eager per-tensor steps
+   (GPU only).
+
+Exits non-zero if any parity or sync-free check fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +110,183 @@ def parity(device: str, dtypes: list[str], chunk: int) -> list[dict[str, Any]]:
             print(f"  parity {dtype_name:<9}{spec.name:<13}{worst:9.2e} {'ok' if ok else 'FAILED'}")
             if error:
                 print(f"    {error}")
+    return results
+
+
+@contextlib.contextmanager
+def no_host_sync(device: str) -> Iterator[None]:
+    """On CUDA, any synchronising call raises; on the CPU (dry run), any read of a
+    tensor's value into Python raises: the host's side of a synchronisation."""
+    import torch
+
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            yield
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+        return
+    names = ("item", "tolist", "__bool__", "__float__", "__int__", "__index__")
+    saved = {name: getattr(torch.Tensor, name) for name in names}
+
+    def refuse(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a tensor value was read on the host during the step")
+
+    for name in names:
+        setattr(torch.Tensor, name, refuse)
+    try:
+        yield
+    finally:
+        for name, method in saved.items():
+            setattr(torch.Tensor, name, method)
+
+
+def _twins(name: str, device: str, **kw: Any) -> tuple[list[Any], Any, list[Any], Any]:
+    """Parameters and a Triton optimizer, and copies with a per-tensor one."""
+    import torch
+
+    import ravine.torch as rt
+
+    gen = torch.Generator().manual_seed(0)
+    base = [torch.randn(s, generator=gen) for s in [(300,), (17, 5), (64,)]]
+    a = [x.to(device).requires_grad_() for x in base]
+    b = [x.to(device).requires_grad_() for x in base]
+    cls = rt.OPTIMIZERS[name]
+    return a, cls(a, lr=0.01, fused="triton", **kw), b, cls(b, lr=0.01, foreach=False)
+
+
+def _fill(params: list[Any], step: int, poison: bool = False) -> None:
+    """Gradients for ``step`` written in place (a captured graph reads the same memory)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(1000 + step)
+    for i, p in enumerate(params):
+        g = torch.randn(p.shape, generator=gen)
+        if poison and i == 1:
+            g.view(-1)[3] = float("nan")
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        p.grad.copy_(g.to(p.device))
+
+
+def sync_free(device: str) -> list[dict[str, Any]]:
+    """Item 3: GradScaler, skip and raise steps without a host synchronisation, with the
+    per-tensor rule's results."""
+
+    results = []
+
+    def report(check: str, ok: bool, detail: str) -> None:
+        results.append({"check": check, "ok": ok, "detail": detail})
+        print(f"  sync-free {check:<34}{'ok' if ok else 'FAILED'}  {detail}")
+
+    for name in ("Adam", "NAdam", "NormalizedGD"):
+        try:
+            a, fa, b, fb = _twins(name, device, nonfinite="skip")
+            for step in range(4):  # step 0 places the step counts on the device
+                _fill(a, step, poison=step == 2)
+                _fill(b, step, poison=step == 2)
+                with no_host_sync(device) if step else contextlib.nullcontext():
+                    fa.step()
+                fb.nonfinite = "skip"
+                fb.step()
+            worst = rel_err(list(zip(a, b, strict=True)))
+            ok = worst <= TOLERANCE["float32"] and fa.skipped_steps == fb.skipped_steps == 1
+            report(f"skip {name}", ok, f"rel err {worst:.1e}, skipped {fa.skipped_steps}")
+        except Exception as failure:
+            report(f"skip {name}", False, f"{type(failure).__name__}: {failure}"[:300])
+    try:
+        a, fa, _, _ = _twins("RMSProp", device, nonfinite="raise")
+        _fill(a, 0)
+        fa.step()
+        _fill(a, 1, poison=True)
+        # the step reads the previous step's flag from a pinned host copy: no sync on a
+        # GPU, but a host read all the same, which the dry run's stand-in would refuse
+        with no_host_sync(device) if device == "cuda" else contextlib.nullcontext():
+            fa.step()
+        raised = False
+        try:
+            _fill(a, 2)
+            fa.step()
+        except FloatingPointError:
+            raised = True
+        report("raise RMSProp (at the next step)", raised, f"raised: {raised}")
+    except Exception as failure:
+        report("raise RMSProp", False, f"{type(failure).__name__}: {failure}"[:300])
+    try:
+        _grad_scaler(device, report)
+    except Exception as failure:
+        report("GradScaler Adam", False, f"{type(failure).__name__}: {failure}"[:300])
+    return results
+
+
+def _grad_scaler(device: str, report: Any) -> None:
+    import torch
+
+    import ravine.torch as rt
+
+    runs = []
+    for fused in (True, False):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(
+            torch.nn.Linear(64, 64), torch.nn.Tanh(), torch.nn.Linear(64, 1)
+        )
+        model = model.to(device)
+        kw = {"fused": "triton"} if fused else {"foreach": False}
+        opt = rt.Adam(model.parameters(), lr=1e-3, **kw)
+        scaler = torch.amp.GradScaler(device, init_scale=2.0**14)
+        x = torch.randn(32, 64, generator=torch.Generator().manual_seed(1)).to(device)
+        for step in range(6):
+            opt.zero_grad(set_to_none=False)
+            loss = model(x).pow(2).mean() * (float("inf") if step == 3 else 1.0)
+            scaler.scale(loss).backward()
+            with no_host_sync(device) if fused and step else contextlib.nullcontext():
+                scaler.step(opt)
+            scaler.update()
+        runs.append((list(model.parameters()), scaler.get_scale()))
+    worst = rel_err(list(zip(runs[0][0], runs[1][0], strict=True)))
+    ok = worst <= 1e-4 and runs[0][1] == runs[1][1]
+    report("GradScaler Adam", ok, f"rel err {worst:.1e}, scale {runs[0][1]} / {runs[1][1]}")
+
+
+def graphs(device: str) -> list[dict[str, Any]]:
+    """Item 4: a captured capturable=True step replayed against eager per-tensor steps."""
+    import torch
+
+    if device != "cuda":
+        print("  graphs: not run (CUDA graphs need a GPU)")
+        return []
+    results = []
+    for name in ("Adam", "NAdam", "NAG", "NormalizedGD"):
+        try:
+            a, fa, b, fb = _twins(name, device, capturable=True, nonfinite="skip")
+            fb.nonfinite = "skip"
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):  # warm-up off the capturing stream, as torch asks
+                for step in range(3):
+                    _fill(a, step)
+                    fa.step()
+            torch.cuda.current_stream().wait_stream(side)
+            for step in range(3):
+                _fill(b, step)
+                fb.step()
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                fa.step()
+            for step in range(3, 8):
+                _fill(a, step, poison=step == 5)
+                _fill(b, step, poison=step == 5)
+                graph.replay()
+                fb.step()
+            torch.cuda.synchronize()
+            worst = rel_err(list(zip(a, b, strict=True)))
+            ok = worst <= TOLERANCE["float32"] and fa.skipped_steps == fb.skipped_steps == 1
+            detail = f"rel err {worst:.1e}, skipped {fa.skipped_steps}"
+        except Exception as failure:
+            ok, detail = False, f"{type(failure).__name__}: {failure}"[:300]
+        results.append({"check": f"graph {name}", "ok": ok, "detail": detail})
+        print(f"  graph {name:<13}{'ok' if ok else 'FAILED'}  {detail}")
     return results
 
 
@@ -182,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
 
     results = parity(device, dtypes, triton_fused.CHUNK)
     print(f"parity: {sum(r['ok'] for r in results)} of {len(results)} ok")
+    steps = sync_free(device) + graphs(device)
+    print(f"sync-free and graphs: {sum(r['ok'] for r in steps)} of {len(steps)} ok")
 
     rows: list[Any] = []
     bandwidths: dict[str, float] = {}
@@ -212,7 +400,6 @@ def main(argv: list[str] | None = None) -> int:
     verdicts = targets(rows)
     print(table)
     print("\n".join(verdicts))
-    print("not checked (not implemented): sync-free skip/raise and GradScaler, CUDA graphs")
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
@@ -222,6 +409,7 @@ def main(argv: list[str] | None = None) -> int:
                 "triton": triton.__version__,
                 "device": torch.cuda.get_device_name(0) if device == "cuda" else "cpu (dry run)",
                 "parity": results,
+                "sync_free_and_graphs": steps,
                 "bandwidth_gb_s": bandwidths,
                 "rows": [vars(r) for r in rows],
                 "targets": verdicts,
@@ -232,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     Path(args.markdown).write_text(table + "\n\n" + "\n".join(verdicts) + "\n")
     print(f"wrote {out} and {args.markdown} in {time.perf_counter() - started:.0f} s")
-    return 0 if all(r["ok"] for r in results) else 1
+    return 0 if all(r["ok"] for r in results + steps) else 1
 
 
 if __name__ == "__main__":

@@ -3,15 +3,34 @@
 The same schedule as :mod:`.c` (``Program.schedule(..., reciprocals=True)``), in Triton's
 syntax, over a batch of tensors split into fixed-size *chunks*. Each program instance takes
 one chunk: it reads its row of the chunk table (tensor index, first element), that
-tensor's row of the address table (one pointer per stream, then its element count), and
-streams the chunk in ``BLOCK``-wide slices. A chunk never straddles two tensors, so no
-program searches a prefix sum per element, and one launch covers every tensor of a table.
+tensor's column of the address table (one pointer per stream, one per scalar state, then
+its element count), and streams the chunk in ``BLOCK``-wide slices. A chunk never
+straddles two tensors, so no program searches a prefix sum per element, and one launch
+covers every tensor of a table.
+
+Nothing is read back by the host, so a step never waits for the device and can be
+captured in a CUDA graph:
+
+* the **scalar state** (the step count ``t``, NAG's shift, NAdam's μ-product) lives in one
+  float64 device scalar per tensor and state (rows :func:`scalar_rows` of the table);
+* the **per-step scalars** (bias corrections, a norm's reciprocal) are computed in float64
+  at the top of each program from the hyperparameters (a float64 device vector, in
+  :func:`hyperparameters` order), the tensor's scalar state and the reductions' totals:
+  the same graph the host evaluates, in Triton's syntax (:data:`SCALAR_SYNTAX`);
+* a **skip flag** (an int32 device scalar, set by a check on the device or by a
+  ``GradScaler``'s ``found_inf``) makes every program read and write nothing;
+* a **gradient scale** (``SCALED``: ``GradScaler``'s device scale) divides each gradient
+  as it is loaded, and the unscaled gradient is stored back, as torch's fused kernels do.
+
+Kernels of a module:
 
 * ``ravine_update`` loads each stream, evaluates the schedule in registers and stores the
   outputs in place;
+* ``ravine_advance``, one program per tensor after the update, writes the new scalar state
+  (``t + 1`` and the rule's scalar outputs), unless the flag is set;
 * ``ravine_reduce`` writes one float64 partial sum of squares per chunk and reduction, and
   ``ravine_total`` adds them up in chunk order: a deterministic two-pass reduction
-  (normalized GD's norm), the same sum on every run.
+  (normalized GD's norm), the same sum on every run, left on the device for the update.
 
 The kernels call no function of Triton's standard library (``tl.sum``, ``tl.zeros``): those
 are ``@triton.jit`` functions decorated when ``triton`` is imported, which the interpreter
@@ -19,12 +38,14 @@ cannot run unless ``TRITON_INTERPRET=1`` was set before that import.
 
 The update's arithmetic rounds as the C kernels do: float32 division and square root are
 the IEEE ones (``div_rn``, ``sqrt_rn``; Triton's ``/`` on float32 is approximate), the
-launcher turns FMA contraction off, per-step scalars arrive in double and are rounded once,
-and reciprocals ``r{i}`` are computed in double then rounded. The reduction does not round
-as C's does: it adds each square in float64, where C adds float lanes flushed to double, so
-a norm can differ in its last bits. 16-bit storage is widened to
-float32 on load and rounded to nearest-even on store. Nothing here imports torch or
-Triton until :func:`load`.
+launcher turns FMA contraction off, per-step scalars are computed in double and rounded
+once, and reciprocals ``r{i}`` are computed in double then rounded. Two scalar operations
+differ from the host's in their last bits of double: ``x ** y`` is ``exp2(y * log2(x))``
+(``x ** 0.5`` is ``sqrt(x)``, correctly rounded), which Triton has for float64 on both the
+GPU and the interpreter. The reduction does not round as C's does: it adds each square in
+float64, where C adds float lanes flushed to double, so a norm can differ in its last
+bits. 16-bit storage is widened to float32 on load and rounded to nearest-even on store.
+Nothing here imports torch or Triton until :func:`load`.
 """
 
 from __future__ import annotations
@@ -40,7 +61,7 @@ from collections.abc import Mapping
 from types import ModuleType
 
 from . import native
-from .program import FORMATS, INFIX, Program, Schedule
+from .program import FORMATS, INFIX, Node, Program, Schedule
 
 STORAGE = {f: f"tl.{f}" for f in ("float64", "float32", "bfloat16", "float16")}
 """Each of :data:`ravine.codegen.program.FORMATS` as a Triton element type."""
@@ -57,9 +78,20 @@ SYNTAX = {
 """One Triton expression per traced operation, in float64."""
 SYNTAX32 = {**SYNTAX, "div": "tl.math.div_rn({0}, {1})", "sqrt": "tl.math.sqrt_rn({0})"}
 """In float32: the correctly rounded division and square root."""
+SCALAR_SYNTAX = {
+    **SYNTAX,
+    "pow": "tl.exp2({1} * tl.log2({0}))",
+    "reciprocal": "1.0 / {0}",
+}
+"""The per-step scalar graph in float64 (:data:`~ravine.codegen.program.SCALAR_OPS`), as
+each program computes it; ``x ** 0.5`` is written ``tl.sqrt(x)`` (see :func:`_scalars`)."""
 
-_PRELUDE = '''\
-"""Generated by ravine.codegen.triton: do not edit."""
+SCALED = 1
+"""Index of the gradient among :attr:`Program.arrays` (``p``, ``g``, …): the stream a
+gradient scale divides."""
+
+_PRELUDE = """\
+\"\"\"Generated by ravine.codegen.triton: do not edit.\"\"\"
 import triton
 import triton.language as tl
 
@@ -78,7 +110,20 @@ def ravine_total(partial, chunks, out, R: tl.constexpr, BLOCK: tl.constexpr):
         c = i + tl.arange(0, BLOCK)
         acc += tl.load(partial + c * R + r, mask=c < chunks, other=0.0)
     tl.store(out + r, tl.reduce(acc, 0, add))
-'''
+"""
+
+
+def hyperparameters(program: Program) -> tuple[str, ...]:
+    """The scalar inputs read from the ``hp`` vector, in its order: every one but ``t`` and
+    the rule's scalar state, which each tensor keeps in its own device scalars."""
+    per_tensor = {"t", *program.spec.scalar_state}
+    return tuple(name for name in program.scalar_inputs if name not in per_tensor)
+
+
+def scalar_rows(program: Program) -> tuple[str, ...]:
+    """The per-tensor scalar state the table points to, in row order after the streams:
+    the step count, then the rule's scalar state."""
+    return ("step", *program.spec.scalar_state)
 
 
 def _const(value: float, ctype: str) -> str:
@@ -86,26 +131,86 @@ def _const(value: float, ctype: str) -> str:
     return f"tl.full([], {literal}, {ctype})"
 
 
-def _kernel(
-    name: str, schedule: Schedule, formats: list[str], ctype: str, extra: str = ""
-) -> list[str]:
-    """A kernel's head (table rows, scalars, reciprocals, constants) and its slice loop up
-    to the schedule's body; the caller appends the results (indented twice)."""
+def _scalars(program: Program, nodes: list[Node]) -> tuple[list[str], list[str]]:
+    """Lines computing ``nodes`` in float64 from ``hp``, the tensor's scalar state
+    (``st0`` its step count, ``st1…`` the rule's) and ``totals``, and each node's name."""
+    hyper = hyperparameters(program)
+    state = {name: f"st{j + 1}" for j, name in enumerate(program.spec.scalar_state)}
+    reductions = {id(node): r for r, node in enumerate(program.reductions)}
+    names: dict[int, str] = {}
+    lines: list[str] = []
+
+    def name(node: Node) -> str:
+        if id(node) in names:
+            return names[id(node)]
+        if node.op == "const":
+            text = _const(float(node.args[0]), "tl.float64")
+        elif node.op == "input":
+            label = node.args[0]
+            if label == "t":
+                text = "tl.load(st0) + 1.0"  # the step being taken counts from 1
+            elif label in state:
+                text = f"tl.load({state[label]})"
+            else:
+                text = f"tl.load(hp + {hyper.index(label)})"
+        elif node.op == "sum_squares":
+            text = f"tl.load(totals + {reductions[id(node)]})"
+        elif node.op == "pow" and node.args[1].op == "const" and node.args[1].args[0] == 0.5:
+            text = f"tl.sqrt({name(node.args[0])})"
+        else:
+            text = SCALAR_SYNTAX[node.op].format(*(name(a) for a in node.args))
+        names[id(node)] = f"q{len(lines)}"
+        lines.append(f"    q{len(lines)} = {text}")
+        return names[id(node)]
+
+    results = [name(node) for node in nodes]
+    return lines, results
+
+
+def _pointers(program: Program, formats: list[str]) -> list[str]:
+    """A program's head: its chunk, its tensor's size (0 when the step is skipped), and
+    the tensor's stream and scalar-state pointers."""
+    rows = len(formats) + len(scalar_rows(program))
     lines = [
-        "@triton.jit",
-        f"def {name}(table, chunks, sc, n{extra}, CHUNK: tl.constexpr, BLOCK: tl.constexpr):",
         "    c = tl.program_id(0)",
-        "    k = tl.load(chunks + 2 * c)  # this chunk's tensor (a row of the table)",
+        "    k = tl.load(chunks + 2 * c)  # this chunk's tensor (a column of the table)",
         "    start = tl.load(chunks + 2 * c + 1)  # and its first element",
-        f"    size = tl.load(table + {len(formats)} * n + k)",
+        f"    size = tl.load(table + {rows} * n + k)",
+        "    size = tl.where(tl.load(flag) != 0, 0, size)  # a skipped step moves nothing",
     ]
     for i, fmt in enumerate(formats):
         pointer = f"tl.pointer_type({STORAGE[fmt]})"
         lines.append(f"    x{i} = tl.load(table + {i} * n + k).to({pointer})")
-    lines += [f"    s{i} = tl.load(sc + {i}).to({ctype})" for i in range(schedule.scalars)]
+    for j in range(len(scalar_rows(program))):
+        row = len(formats) + j
+        lines.append(f"    st{j} = tl.load(table + {row} * n + k).to(tl.pointer_type(tl.float64))")
+    return lines
+
+
+def _kernel(
+    name: str,
+    program: Program,
+    schedule: Schedule,
+    scalars: list[Node],
+    formats: list[str],
+    ctype: str,
+    extra: str = "",
+) -> list[str]:
+    """A kernel's head (pointers, scalars, reciprocals, constants) and its slice loop up to
+    the schedule's body; the caller appends the results (indented twice)."""
+    lines = [
+        "@triton.jit",
+        f"def {name}(table, chunks, hp, totals, flag, gscale, n{extra}, CHUNK: tl.constexpr,",
+        "        BLOCK: tl.constexpr, SCALED: tl.constexpr):",
+        *_pointers(program, formats),
+    ]
+    code, values = _scalars(program, scalars)
+    lines += code
+    lines += [f"    s{i} = {value}.to({ctype})" for i, value in enumerate(values)]
     # in double, then rounded once: x * r{i} is within two ulps of x / s{i} (measured)
-    lines += [f"    r{i} = (1.0 / tl.load(sc + {i})).to({ctype})" for i in schedule.reciprocals]
+    lines += [f"    r{i} = (1.0 / {values[i]}).to({ctype})" for i in schedule.reciprocals]
     syntax = SYNTAX32 if ctype == "tl.float32" else SYNTAX
+    lines.append(f"    gs = tl.load(gscale).to({ctype})")
     constants: dict[str, str] = {}  # by repr: -0.0 and 0.0 are different constants
     body = []
     for step in schedule.body:
@@ -128,36 +233,73 @@ def _kernel(
             f"        in{i} = tl.load(x{i} + e, mask=mask, other=0.0).to({ctype})"
             for i in range(len(formats))
         ),
+        "        if SCALED:  # GradScaler's scale, read on the device",
+        f"            in{SCALED} = {syntax['div'].format(f'in{SCALED}', 'gs')}",
         *body,
     ]
     return lines
 
 
+def _advance(program: Program, formats: list[str]) -> list[str]:
+    """``ravine_advance``: one program per tensor writes its new scalar state, unless the
+    step is skipped (then it writes the old values back)."""
+    rows = scalar_rows(program)
+    lines = [
+        "@triton.jit",
+        "def ravine_advance(table, hp, totals, flag, n):",
+        "    k = tl.program_id(0)",
+        "    skip = tl.load(flag) != 0",
+    ]
+    for j in range(len(rows)):
+        row = len(formats) + j
+        lines.append(f"    st{j} = tl.load(table + {row} * n + k).to(tl.pointer_type(tl.float64))")
+    outputs = list(program.scalar_outputs.items())
+    code, values = _scalars(program, [node for _, node in outputs])
+    lines += code
+    new = {"step": "tl.load(st0) + 1.0", **dict(zip([n for n, _ in outputs], values, strict=True))}
+    lines += [
+        f"    new{j} = tl.where(skip, tl.load(st{j}), {new[name]})" for j, name in enumerate(rows)
+    ]
+    lines += [f"    tl.store(st{j}, new{j})" for j in range(len(rows))]
+    return lines
+
+
 def generate(program: Program, storage: str | Mapping[str, str]) -> str:
-    """Python source of a module with the Triton kernels ``ravine_update``, ``ravine_total``
-    and, if the program reduces, ``ravine_reduce``.
+    """Python source of a module with the Triton kernels ``ravine_update``,
+    ``ravine_advance``, ``ravine_total`` and, if the program reduces, ``ravine_reduce``.
 
     ``storage``: the format of every stream (a name in :data:`STORAGE`), or one per stream
     name; arithmetic runs in the parameters' compute precision.
     """
     formats = [storage if isinstance(storage, str) else storage[name] for name in program.arrays]
+    assert program.arrays[SCALED] == "g", program.arrays
     ctype = COMPUTE[FORMATS[formats[0]]]
     streams = {name: i for i, name in enumerate(program.arrays)}
     update = program.schedule("update", reciprocals=True)
     source = [
         _PRELUDE,
-        f"STREAMS = {len(formats)}  # rows of the address table before the sizes",
+        f"STREAMS = {len(formats)}  # rows of the address table: streams,",
+        f"SCALARS = {len(scalar_rows(program))}  # then scalar state, then sizes",
+        f"HYPERPARAMETERS = {hyperparameters(program)!r}  # the hp vector",
         "",
     ]
-    source += _kernel("ravine_update", update, formats, ctype)
+    source += _kernel("ravine_update", program, update, program.kernel_scalars(), formats, ctype)
+    stored = dict(update.results)
     for name, value in update.results:
         i = streams[name]
         source.append(f"        tl.store(x{i} + e, {value}.to({STORAGE[formats[i]]}), mask=mask)")
+    if "g" not in stored:  # the unscaled gradient is stored back, as torch's fused kernels do
+        g = f"in{SCALED}.to({STORAGE[formats[SCALED]]})"
+        source += ["        if SCALED:", f"            tl.store(x{SCALED} + e, {g}, mask=mask)"]
+    source += ["", "", *_advance(program, formats)]
     if program.reductions:
         reduction = program.schedule("reduction", reciprocals=True)
         count = len(reduction.results)
         source += ["", ""]
-        head = _kernel("ravine_reduce", reduction, formats, ctype, extra=", partial")
+        head = _kernel(
+            "ravine_reduce", program, reduction, program.reduction_scalars(), formats, ctype,
+            extra=", partial",
+        )  # fmt: skip
         loop = head.index("    for i in range(0, CHUNK, BLOCK):")
         # one float64 lane per slice element: masked lanes add nothing
         head[loop:loop] = [f"    acc{r} = tl.full([BLOCK], 0.0, tl.float64)" for r in range(count)]

@@ -74,23 +74,42 @@ def check_sparse(spec: Spec, work: Work, states: Mapping[Any, Any]) -> None:
                 )
 
 
+def _values(grads: list[torch.Tensor]) -> list[torch.Tensor]:
+    return [g.coalesce().values() if g.is_sparse else g for g in grads]
+
+
+def _bad(values: list[torch.Tensor]) -> torch.Tensor:
+    """Per tensor, whether it holds NaN/Inf, as a device tensor: the largest |v| is finite
+    exactly when every element is (a 2-norm could overflow)."""
+    largest = torch._foreach_norm(values, ord=float("inf"))
+    return ~torch.stack([m.float() for m in largest]).isfinite()
+
+
+def nonfinite_flags(work: Work) -> dict[torch.device, torch.Tensor]:
+    """Per device, a bool scalar that is True where any gradient there holds NaN/Inf,
+    computed on the device: nothing is read back, so the step does not wait for it."""
+    flags: dict[torch.device, torch.Tensor] = {}
+    by_device: dict[torch.device, list[torch.Tensor]] = {}
+    for _, _, grads in work:
+        for v in _values(grads):
+            if v.numel():
+                by_device.setdefault(v.device, []).append(v)
+    for device, values in by_device.items():
+        flags[device] = _bad(values).any()
+    return flags
+
+
 def all_finite(spec: Spec, nonfinite: str, work: Work) -> bool:
     """Whether every gradient is finite; under "raise", name the first that is not."""
     for i, (group, params, grads) in enumerate(work):
-        pairs = [
-            (p, g.coalesce().values() if g.is_sparse else g)
-            for p, g in zip(params, grads, strict=True)
-        ]
-        pairs = [(p, v) for p, v in pairs if v.numel()]
+        pairs = [(p, v) for p, v in zip(params, _values(grads), strict=True) if v.numel()]
         if not pairs:
             continue
-        # the largest |g| is finite exactly when every element is (a 2-norm could overflow)
-        largest = torch._foreach_norm([v for _, v in pairs], ord=float("inf"))
-        finite = torch.stack([m.float() for m in largest]).isfinite()
-        if bool(finite.all()):
+        bad = _bad([v for _, v in pairs])
+        if not bool(bad.any()):
             continue
         if nonfinite == "raise":
-            p, values = pairs[int((~finite).nonzero()[0])]
+            p, values = pairs[int(bad.nonzero()[0])]
             j = position(group, p)
             raise FloatingPointError(
                 f"{spec.name}: the gradient of param {j} of group {i} (shape "

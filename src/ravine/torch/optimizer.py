@@ -31,6 +31,12 @@ class Optimizer(torch.optim.Optimizer):
 
     spec: ClassVar[Spec]
 
+    _step_supports_amp_scaling: ClassVar[bool] = True
+    """``torch.amp.GradScaler.step`` hands its device-side ``grad_scale`` and ``found_inf``
+    to :meth:`step` (as attributes) instead of unscaling and reading ``found_inf`` itself:
+    the Triton engine unscales in its kernels and skips on the device, without a
+    synchronisation; the other engines unscale the gradients in place first."""
+
     def __init__(
         self,
         params: Iterable[Any],
@@ -38,6 +44,7 @@ class Optimizer(torch.optim.Optimizer):
         *,
         foreach: bool | None = None,
         fused: bool | str | None = None,
+        capturable: bool = False,
         state_dtype: Any = None,
         min_compact_size: int = quantization.MIN_ELEMENTS,
         nonfinite: str = "ignore",
@@ -47,6 +54,7 @@ class Optimizer(torch.optim.Optimizer):
         given = {**hparams, **({} if lr is None else {"lr": lr})}
         defaults: dict[str, Any] = self.spec.validate({**self.spec.defaults, **given})
         defaults.update(engines.check_implementation(self.spec.name, foreach, fused, reduce_group))
+        defaults["capturable"] = engines.check_capturable(self.spec.name, capturable, fused)
         defaults["state_dtype"] = storage.check_state_dtype(self.spec.name, state_dtype)
         defaults["min_compact_size"] = storage.check_min_compact_size(
             self.spec.name, min_compact_size
@@ -55,7 +63,6 @@ class Optimizer(torch.optim.Optimizer):
         """What a step does when a gradient holds NaN or ±Inf (see
         :data:`~.guards.NONFINITE_POLICIES`)."""
         self.skipped_steps = 0
-        """Steps skipped under ``nonfinite="skip"``."""
         self._step_spec = _with_reduction(self.spec, reduce_group)
         self.reduce_group = reduce_group
         """The process group the cross-tensor reduction also sums over (None: this process)."""
@@ -79,6 +86,11 @@ class Optimizer(torch.optim.Optimizer):
             param_group.get("foreach", self.defaults["foreach"]),
             param_group.get("fused", self.defaults["fused"]),
             self.reduce_group,
+        )
+        engines.check_capturable(
+            self.spec.name,
+            param_group.get("capturable", self.defaults["capturable"]),
+            param_group.get("fused", self.defaults["fused"]),
         )
         if "state_dtype" in param_group:
             storage.check_state_dtype(self.spec.name, param_group["state_dtype"])
@@ -118,6 +130,7 @@ class Optimizer(torch.optim.Optimizer):
                 group.setdefault(name, value)
             group.setdefault("foreach", None)
             group.setdefault("fused", None)
+            group.setdefault("capturable", False)
             group.setdefault("state_dtype", None)
             group.setdefault("min_compact_size", quantization.MIN_ELEMENTS)
             for p in group["params"]:  # after load_state_dict: into the group's format
@@ -125,6 +138,24 @@ class Optimizer(torch.optim.Optimizer):
                     held = {k: _unheld(v) for k, v in self.state[p].items()}
                     seed = storage.rounding_seed(self._position(p))
                     self.state[p] = storage.convert(self.spec, held, p, *_storage(group), seed)
+
+    @property
+    def skipped_steps(self) -> int:
+        """Steps skipped under ``nonfinite="skip"``. The Triton engine counts them on the
+        device: reading this waits for the steps queued so far."""
+        triton = self._triton()
+        return self._skipped_steps + (triton.skipped() if triton is not None else 0)
+
+    @skipped_steps.setter
+    def skipped_steps(self, value: int) -> None:
+        self._skipped_steps = int(value)
+        triton = self._triton()
+        if triton is not None:
+            triton.reset_skipped()
+
+    def _triton(self) -> engines.TritonEngine | None:
+        selector = self.__dict__.get("_engines")
+        return selector.triton if selector is not None else None
 
     def _hyperparameters(self, group: dict[str, Any]) -> dict[str, Any]:
         # Schedulers and users may rewrite param_groups between steps: check every step.
@@ -134,7 +165,7 @@ class Optimizer(torch.optim.Optimizer):
         """torch.optim's format with plain dicts (loads with ``weights_only=True``), plus a
         ``"ravine"`` entry naming the format version and the optimizer."""
         packed = super().state_dict()
-        packed["state"] = {k: dict(v) for k, v in packed["state"].items()}
+        packed["state"] = {k: _numbers(self.spec, v) for k, v in packed["state"].items()}
         packed["ravine"] = checkpoint.metadata(self)
         return packed
 
@@ -199,12 +230,18 @@ class Optimizer(torch.optim.Optimizer):
     @torch.no_grad()
     def step(self, closure: Any = None) -> Any:
         """One step for every parameter with a gradient; returns the closure's loss."""
+        triton = self._triton()
+        if triton is not None:  # "raise" on the device: the previous step's finding
+            triton.raise_pending(self.spec.name)
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        grad_scale = getattr(self, "grad_scale", None)  # set by GradScaler.step
+        found_inf = getattr(self, "found_inf", None)
+        scaling = grad_scale is not None or found_inf is not None
         checked = [self._hyperparameters(group) for group in self.param_groups]
-        planned = self._planned(checked)
+        planned = self._planned(checked, scaling)
         work = []
         for i, group in enumerate(self.param_groups):
             if i in planned:
@@ -217,9 +254,36 @@ class Optimizer(torch.optim.Optimizer):
             work.append((group, params, grads))
         if any(any(map(_is_sparse, grads)) for _, _, grads in work):
             guards.check_sparse(self.spec, work, self.state)
-        if self.nonfinite != "ignore" and not guards.all_finite(self.spec, self.nonfinite, work):
-            self.skipped_steps += 1  # "skip": nothing changes, in any group
+        on_device = self._on_device(work) if self.nonfinite != "ignore" or scaling else None
+        if on_device is not None:  # checked, skipped and unscaled on the device
+            flags = guards.nonfinite_flags(work) if self.nonfinite != "ignore" else {}
+            places = dict.fromkeys(p.device for _, params, _ in work for p in params)
+            on_device.begin(flags, found_inf, grad_scale, list(places))
+            try:
+                self._run(planned, checked, work)
+            finally:
+                capturing = torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+                on_device.end(
+                    count=self.nonfinite != "ignore",
+                    defer_raise=self.nonfinite == "raise" and not capturing,
+                )
             return loss
+        if found_inf is not None and bool(found_inf):  # as GradScaler skips other optimizers
+            return loss
+        if self.nonfinite != "ignore" and not guards.all_finite(self.spec, self.nonfinite, work):
+            self._skipped_steps += 1  # "skip": nothing changes, in any group
+            return loss
+        if grad_scale is not None:  # unscaled in place, as GradScaler.unscale_ would
+            for _, _, grads in work:
+                for g in grads:
+                    g.div_(grad_scale.to(g.device))
+        self._run(planned, checked, work)
+        return loss
+
+    def _run(
+        self, planned: dict[int, Any], checked: list[dict[str, Any]], work: guards.Work
+    ) -> None:
+        """Each group's step, by its engine."""
         for i, plan in planned.items():
             assert self._engines.fused is not None  # it made the plan
             self._engines.fused.run(plan, checked[i])
@@ -233,19 +297,47 @@ class Optimizer(torch.optim.Optimizer):
                 lambda p, hp=hp, group=group: self._state(p, hp, group),
             )
             engine = self._engines.engine(group, params)
+            if group["capturable"]:
+                if not isinstance(engine, engines.TritonEngine):
+                    raise RuntimeError(
+                        f"{self.spec.name}: capturable=True runs on the Triton engine (CUDA, "
+                        f"or CPU under TRITON_INTERPRET=1); this group's parameters are on "
+                        f"{sorted(self._engines.devices(params).types)}; valid there: "
+                        "capturable=False"
+                    )
+                engine.capturable = True
             spec = self._step_spec
-            if self._engines.devices(params).dtensor:  # FSDP2, tensor parallel: see .dtensor
-                dtensor.step(engine, spec, params, grads, states, hp, self._engines.count_fallback)
-            else:
-                engine(spec, params, grads, states, hp)
-        return loss
+            try:
+                if self._engines.devices(params).dtensor:  # FSDP2, TP: see .dtensor
+                    dtensor.step(
+                        engine, spec, params, grads, states, hp, self._engines.count_fallback
+                    )
+                else:
+                    engine(spec, params, grads, states, hp)
+            finally:
+                if isinstance(engine, engines.TritonEngine):
+                    engine.capturable = False
 
-    def _planned(self, checked: list[dict[str, Any]]) -> dict[int, Any]:
+    def _on_device(self, work: guards.Work) -> engines.TritonEngine | None:
+        """The Triton engine if it steps every group that has gradients (then a check,
+        skip or GradScaler's scale can stay on the device), else None."""
+        triton = None
+        for group, params, _ in work:
+            if params:
+                engine = self._engines.engine(group, params)
+                if not isinstance(engine, engines.TritonEngine):
+                    return None
+                if self._engines.devices(params).dtensor:
+                    return None
+                triton = engine
+        return triton
+
+    def _planned(self, checked: list[dict[str, Any]], scaling: bool = False) -> dict[int, Any]:
         """Groups the fused engine can step from its cached plan (see
         :meth:`.engines.Selector.planned`); none under a nonfinite policy, which reads every
-        gradient anyway."""
+        gradient anyway, or under a GradScaler (``scaling``), which unscales them first."""
         version = getattr(self.state, "version", None)  # None: opt.state replaced by hand
-        if self.nonfinite != "ignore":
+        if self.nonfinite != "ignore" or scaling:
             version = None
         return self._engines.planned(self.param_groups, checked, version)
 
@@ -290,6 +382,16 @@ class Optimizer(torch.optim.Optimizer):
             with torch.no_grad():
                 for p, stored in saved:
                     p.copy_(stored)
+
+
+def _numbers(spec: Spec, entry: dict[str, Any]) -> dict[str, Any]:
+    """A parameter's saved state with its scalar state as numbers, as every engine but
+    the Triton one keeps it (that one keeps them on the device; the step count stays a
+    tensor there, as torch.optim's fused optimizers save it)."""
+    return {
+        k: v.item() if k in spec.scalar_state and isinstance(v, torch.Tensor) else v
+        for k, v in entry.items()
+    }
 
 
 def _deduplicate(group: dict[str, Any]) -> None:

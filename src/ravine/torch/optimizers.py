@@ -15,6 +15,8 @@ _INTRO = (
     "``foreach=True`` runs it on batches of tensors with ``torch._foreach_*``; "
     "``foreach=False`` tensor by tensor. The default (both None) is fused on the CPU when a "
     "C compiler is present, else batched on accelerators and per-tensor on the CPU. "
+    "With Triton, steps never wait for the device (``nonfinite`` checks, GradScaler) and "
+    "``capturable=True`` steps can be captured in a CUDA graph (docs/speed.md). "
     "``state_dtype`` stores the state compactly: ``torch.bfloat16`` (stochastic rounding) "
     "or ``'8bit'`` (block-wise), for parameters of at least ``min_compact_size`` elements "
     "(docs/state.md)."
@@ -27,6 +29,7 @@ def _optimizer_class(spec: Spec) -> type[Optimizer]:
     extra: dict[str, object] = {
         "foreach": None,
         "fused": None,
+        "capturable": False,
         "state_dtype": None,
         "min_compact_size": quantization.MIN_ELEMENTS,
         "nonfinite": "ignore",

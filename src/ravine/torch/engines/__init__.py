@@ -62,6 +62,19 @@ def check_implementation(
     return {"foreach": foreach, "fused": fused}
 
 
+def check_capturable(owner: str, capturable: Any, fused: Any) -> bool:
+    """``capturable=True`` (a step a CUDA graph can capture: step counts, hyperparameters
+    and the skip flag stay on the device) needs the Triton engine, chosen by ``fused``."""
+    if not isinstance(capturable, bool):
+        raise TypeError(f"{owner}: capturable must be True or False, got {capturable!r}")
+    if capturable and fused not in (True, "triton"):
+        raise ValueError(
+            f"{owner}: capturable=True needs the Triton engine, which keeps the step on the "
+            f"device; got fused={fused!r}; valid: fused=True (on CUDA) or fused='triton'"
+        )
+    return capturable
+
+
 class Devices(NamedTuple):
     """Where a parameter list lives."""
 

@@ -36,7 +36,7 @@ import importlib
 import operator
 import warnings
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from itertools import repeat
 from types import ModuleType
@@ -113,26 +113,33 @@ class _Launch(NamedTuple):
     """One kernel launch: a batch's tensors that fit in one address table."""
 
     batch: int
-    first: int
-    """The index of the batch's first tensor in the group (its state says t)."""
     kernel: ModuleType
     table: torch.Tensor
-    """int64, flattened [streams + 1, tensors]: addresses, then element counts."""
+    """int64, flattened [streams + scalar state + 1, tensors]: addresses, then counts."""
     chunks: torch.Tensor
     """int64, flattened [chunks, 2]: (column of the table, first element)."""
 
     @property
     def tensors(self) -> int:
-        return self.table.numel() // (self.kernel.STREAMS + 1)
+        return self.table.numel() // (self.kernel.STREAMS + self.kernel.SCALARS + 1)
 
     @property
     def programs(self) -> int:
         return self.chunks.numel() // 2
 
 
+class _StepInputs(NamedTuple):
+    """What one optimizer step gives every launch on a device (see :meth:`TritonEngine.begin`)."""
+
+    flag: torch.Tensor
+    """int32 [1]: nonzero skips the step (nothing is read or written)."""
+    scale: torch.Tensor | None
+    """float32 [1]: GradScaler's scale, dividing each gradient (None: no scaling)."""
+
+
 class TritonEngine:
     """Runs the rule as Triton kernels; one instance per optimizer keeps its programs,
-    kernels and device tables."""
+    kernels and device tables, and its device-side step inputs and skip counts."""
 
     def __init__(
         self, chunk: int | None = None, block: int | None = None, max_tensors: int | None = None
@@ -147,8 +154,87 @@ class TritonEngine:
         self._programs: dict[tuple[Any, ...], Program] = {}
         self._kernels: dict[tuple[Any, ...], ModuleType] = {}
         self._tables: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._constants: dict[tuple[Any, ...], torch.Tensor] = {}
+        self._inputs: dict[torch.device, _StepInputs] = {}
+        self._flags: dict[torch.device, torch.Tensor] = {}
+        self._skipped: dict[torch.device, torch.Tensor] = {}
+        self._pending: tuple[torch.Tensor, Any] | None = None
         self.fallbacks = 0
         """Tensor-steps that went through the per-tensor implementation instead."""
+        self.capturable = False
+        """Set by the optimizer for a group with ``capturable=True``: every tensor must
+        go through the kernels (a fallback would read the device on the host)."""
+
+    # -- one step's device-side inputs ---------------------------------------------------
+
+    def begin(
+        self,
+        flags: Mapping[torch.device, torch.Tensor],
+        found_inf: torch.Tensor | None,
+        grad_scale: torch.Tensor | None,
+        devices: Sequence[torch.device],
+    ) -> None:
+        """Set this step's skip flag and gradient scale on every device in ``devices``.
+
+        ``flags``: per device, whether a gradient there is non-finite (see
+        :func:`..guards.nonfinite_flags`); ``found_inf``/``grad_scale``: a GradScaler's.
+        The flag is the same on every device (any of them skips the step everywhere); it
+        is computed and copied on the devices, never read by the host.
+        """
+        parts = [f.to(torch.int32).reshape(1) for f in flags.values()]
+        if found_inf is not None:
+            parts.append((found_inf != 0).to(torch.int32).reshape(1))
+        for device in devices:
+            if device not in self._flags:
+                self._flags[device] = torch.zeros(1, dtype=torch.int32, device=device)
+            flag = self._flags[device]
+            flag.zero_()
+            for part in parts:
+                flag.copy_(torch.maximum(flag, part.to(device, non_blocking=True)))
+            scale = None
+            if grad_scale is not None:
+                scale = grad_scale.to(device, torch.float32, non_blocking=True).reshape(1)
+            self._inputs[device] = _StepInputs(flag, scale)
+
+    def end(self, count: bool, defer_raise: bool) -> None:
+        """After the step: add a skipped step to the device counters (``count``), and keep
+        the flag for :meth:`raise_pending` (``defer_raise``)."""
+        for device, inputs in self._inputs.items():
+            if count:
+                counter = self._skipped.setdefault(
+                    device, torch.zeros(1, dtype=torch.int64, device=device)
+                )
+                counter += inputs.flag
+        if defer_raise and self._inputs:
+            flag = next(iter(self._inputs.values())).flag
+            self._pending = _snapshot(flag)
+        self._inputs.clear()
+
+    def raise_pending(self, owner: str) -> None:
+        """Raise FloatingPointError if the last step under ``nonfinite="raise"`` found a
+        non-finite gradient (that step changed nothing). Reads a copy made when that step
+        was queued, waiting for that step only, not for work queued since."""
+        if self._pending is None:
+            return
+        copy, event = self._pending
+        self._pending = None
+        if event is not None:
+            event.synchronize()
+        if int(copy[0]):
+            raise FloatingPointError(
+                f"{owner}: a gradient of the previous step held NaN/Inf values; that step "
+                "changed nothing. With the Triton engine the check runs on the device, so "
+                "it is raised at the next step(); nonfinite='skip' skips such steps"
+            )
+
+    def skipped(self) -> int:
+        """Steps skipped so far (reads the device counters: a synchronisation)."""
+        return sum(int(c.sum()) for c in self._skipped.values())
+
+    def reset_skipped(self) -> None:
+        self._skipped.clear()
+
+    # -- the step ------------------------------------------------------------------------
 
     def __call__(
         self,
@@ -158,7 +244,7 @@ class TritonEngine:
         states: Sequence[State],
         hp: Hyperparameters,
     ) -> None:
-        key = (trace.static_key(spec, hp), spec.scalar_state)
+        key = trace.static_key(spec, hp)
         if key not in self._programs:
             self._programs[key] = trace.trace(spec, hp)
         program = self._programs[key]
@@ -171,105 +257,145 @@ class TritonEngine:
         else:
             for i, (p, g, state) in enumerate(zip(params, grads, states, strict=True)):
                 if _fits(p, g, state, spec, where):
-                    batch = (p.dtype, p.device, state["step"])  # complex apart from real
-                    batches[batch + tuple(state[f] for f in spec.scalar_state)].append(i)
+                    batches[(p.dtype, p.device)].append(i)  # complex apart from real
                 else:
                     eager.append(i)
         if spec.group_scalars is not None and (eager or len({b[1] for b in batches}) > 1):
             # the group norm must span every tensor, summed on one device: one engine
             eager, batches = list(range(len(params))), defaultdict(list)
         if eager:
-            self.fallbacks += len(eager)
-            per_tensor.step(
-                spec,
-                [params[i] for i in eager],
-                [grads[i] for i in eager],
-                [states[i] for i in eager],
-                hp,
-            )
+            if self.capturable:
+                p = params[eager[0]]
+                raise RuntimeError(
+                    f"{spec.name}: capturable=True steps every tensor in the Triton kernels, "
+                    f"which cannot stream a parameter of shape {tuple(p.shape)} ({p.dtype}, "
+                    f"{p.layout}, on {p.device}, gradient {grads[eager[0]].layout}); valid: "
+                    "dense, contiguous tensors on one kind of device with state_dtype=None; "
+                    "or capturable=False"
+                )
+            self._eager(spec, [params[i] for i in eager], [grads[i] for i in eager],
+                        [states[i] for i in eager], hp)  # fmt: skip
         if not batches:
             return
         streams = {"p": params, "g": grads}
+        rows = codegen.scalar_rows(program)
         launches = []
         for b, members in enumerate(batches.values()):
-            rows = [
+            device = params[members[0]].device
+            _place_scalars([states[i] for i in members], rows, device)
+            columns = [
                 [streams[f][i] if f in streams else states[i][f] for i in members]
-                for f in program.arrays
+                for f in (*program.arrays, *rows)
             ]
             kernel = self._kernel(program, key, params[members[0]])
             for at in range(0, len(members), self.max_tensors):
                 part = slice(at, at + self.max_tensors)
-                table = self._table([row[part] for row in rows])
-                launches.append(_Launch(b, members[0], kernel, *table))
-        self._run(program, spec, hp, list(batches.values()), launches, states)
+                table = self._table([column[part] for column in columns], len(program.arrays))
+                launches.append(_Launch(b, kernel, *table))
+        self._run(program, hp, launches)
 
-    def _run(
+    def _eager(
         self,
-        program: Program,
         spec: Spec,
+        params: list[torch.Tensor],
+        grads: list[torch.Tensor],
+        states: list[State],
         hp: Hyperparameters,
-        batches: list[list[int]],
-        launches: list[_Launch],
-        states: Sequence[State],
     ) -> None:
-        env: dict[str, float] = {n: float(hp[n]) for n in program.scalar_inputs if n in hp}
-        if program.reductions:
-            totals = self._reduce(program, spec, env, launches, states)
-            env.update(program.reduction_results(totals))
-        update_scalars = program.evaluator("update")
-        count = len(program.kernel_scalars())
-        outputs = ("step", *program.scalar_outputs)
-        for b, members in enumerate(batches):
-            first = states[members[0]]
-            env.update(storage.step_scalars(first, spec.scalar_state))
-            values = update_scalars(env)  # the kernel's scalars, then the new scalar state
-            sc: torch.Tensor | None = None
-            for launch in launches:
-                if launch.batch == b and launch.programs:
-                    if sc is None:
-                        sc = _on_device(values[:count], launch.table.device)
-                    with _current(launch.table.device):
-                        launch.kernel.ravine_update[(launch.programs,)](
-                            launch.table, launch.chunks, sc, launch.tensors,
-                            CHUNK=self.chunk, BLOCK=self.block, enable_fp_fusion=False,
-                        )  # fmt: skip
-            new = (storage.next_step(first), *values[count:])
-            for i in members:
-                for name, value in zip(outputs, new, strict=True):
-                    put(states[i], name, value)
+        """Tensors the kernels cannot stream, through the per-tensor engine: it reads this
+        step's flag and scale on the host (a synchronisation, for these only)."""
+        self.fallbacks += len(params)
+        inputs = self._inputs.get(params[0].device) if params else None
+        if inputs is not None:
+            if int(inputs.flag[0]):
+                return
+            if inputs.scale is not None:
+                for g in grads:
+                    g.div_(inputs.scale.to(g.device)[0])
+        for state in states:
+            for name in ("step", *spec.scalar_state):
+                if isinstance(state[name], torch.Tensor):  # kept on the device by the kernels
+                    value = state[name].item()
+                    put(state, name, int(value) if name == "step" else value)
+        per_tensor.step(spec, params, grads, states, hp)
+
+    def _run(self, program: Program, hp: Hyperparameters, launches: list[_Launch]) -> None:
+        if not any(launch.programs or launch.tensors for launch in launches):
+            return
+        names = codegen.hyperparameters(program)
+        values = tuple(float(hp[n]) for n in names)
+        devices = list(dict.fromkeys(launch.table.device for launch in launches))
+        totals = {d: self._reduce(program, values, [x for x in launches if x.table.device == d])
+                  for d in devices} if program.reductions else {}  # fmt: skip
+        for launch in launches:
+            device = launch.table.device
+            args = self._arguments(device, values, totals.get(device))
+            scaled = self._inputs.get(device, _NO_INPUTS).scale is not None
+            with _current(device):
+                if launch.programs:
+                    launch.kernel.ravine_update[(launch.programs,)](
+                        launch.table, launch.chunks, *args, launch.tensors,
+                        CHUNK=self.chunk, BLOCK=self.block, SCALED=scaled,
+                        enable_fp_fusion=False,
+                    )  # fmt: skip
+                launch.kernel.ravine_advance[(launch.tensors,)](
+                    launch.table, *args[:3], launch.tensors, enable_fp_fusion=False
+                )
+
+    def _arguments(
+        self, device: torch.device, values: tuple[float, ...], totals: torch.Tensor | None
+    ) -> tuple[torch.Tensor, ...]:
+        """``hp, totals, flag, gscale`` for a launch on ``device``."""
+        hp = self._constant(device, torch.float64, values, "hp")
+        if totals is None:
+            totals = self._constant(device, torch.float64, (0.0,), "no totals")
+        inputs = self._inputs.get(device)
+        flag = inputs.flag if inputs else self._constant(device, torch.int32, (0,), "no flag")
+        scale = inputs.scale if inputs and inputs.scale is not None else None
+        if scale is None:
+            scale = self._constant(device, torch.float32, (1.0,), "no scale")
+        return hp, totals, flag, scale
 
     def _reduce(
-        self,
-        program: Program,
-        spec: Spec,
-        env: dict[str, float],
-        launches: list[_Launch],
-        states: Sequence[State],
-    ) -> list[float]:
-        """The reductions' totals over every batch: per-chunk partial sums into one buffer
-        (batches, then tables, then chunks, in order), then one fixed-order sum."""
+        self, program: Program, values: tuple[float, ...], launches: list[_Launch]
+    ) -> torch.Tensor:
+        """The reductions' totals over every batch on one device, left there: per-chunk
+        partial sums into one buffer (batches, then tables, then chunks, in order), then
+        one fixed-order sum."""
         count = len(program.reductions)
         chunks = sum(launch.programs for launch in launches)
-        device = launches[0].table.device  # one: see __call__
+        device = launches[0].table.device
         partial = torch.zeros(max(chunks, 1) * count, dtype=torch.float64, device=device)
         totals = torch.zeros(count, dtype=torch.float64, device=device)
-        reduction_scalars = program.evaluator("reduction")
+        args = self._arguments(device, values, totals)
+        scaled = self._inputs.get(device, _NO_INPUTS).scale is not None
         at = 0
         with _current(device):
             for launch in launches:
-                # the hyperparameters (weight decay enters the norm), then this batch's t
-                inputs = {**env, **storage.step_scalars(states[launch.first], spec.scalar_state)}
                 if launch.programs:
                     launch.kernel.ravine_reduce[(launch.programs,)](
-                        launch.table, launch.chunks, _on_device(reduction_scalars(inputs), device),
-                        launch.tensors, partial[at * count :], CHUNK=self.chunk,
-                        BLOCK=self.block, enable_fp_fusion=False,
+                        launch.table, launch.chunks, *args, launch.tensors,
+                        partial[at * count :], CHUNK=self.chunk, BLOCK=self.block,
+                        SCALED=scaled, enable_fp_fusion=False,
                     )  # fmt: skip
                 at += launch.programs
             if chunks:
                 total = launches[0].kernel.ravine_total
                 total[(count,)](partial, chunks, totals, R=count, BLOCK=self.block)
-        return [float(x) for x in totals.tolist()]  # the host needs the norm: one sync
+        return totals
+
+    def _constant(
+        self, device: torch.device, dtype: torch.dtype, values: tuple[float, ...], role: str
+    ) -> torch.Tensor:
+        """A small device tensor holding ``values``, made once and kept (a step whose
+        hyperparameters did not change copies nothing to the device: capturable)."""
+        key = (device, dtype, values, role)
+        if key not in self._constants:
+            if len(self._constants) >= _CACHED_TABLES:
+                self._constants.pop(next(iter(self._constants)))  # the oldest
+            host = torch.tensor(values or (0.0,), dtype=dtype)
+            self._constants[key] = host.to(device)
+        return self._constants[key]
 
     def _kernel(self, program: Program, key: tuple[Any, ...], param: torch.Tensor) -> ModuleType:
         formats = storage.stream_formats(program.arrays, param, program.spec, None)
@@ -280,13 +406,16 @@ class TritonEngine:
             self._kernels[cache_key] = codegen.load(codegen.generate(program, formats), interpret)
         return self._kernels[cache_key]
 
-    def _table(self, rows: list[list[torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The address and chunk tables of one launch, ``rows[stream][tensor]`` (kept on the
-        device while the same addresses come back: autograd often reuses them)."""
+    def _table(
+        self, rows: list[list[torch.Tensor]], streams: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The address and chunk tables of one launch, ``rows[row][tensor]`` (streams, then
+        scalar state), kept on the device while the same addresses come back: autograd
+        often reuses them, and a captured step must copy nothing."""
         device = rows[0][0].device
         sizes = [real_view(p).numel() for p in rows[0]]  # complex: pairs of reals
         flat = [x.data_ptr() for row in rows for x in row] + sizes
-        key = (device, self.chunk, tuple(flat))
+        key = (device, self.chunk, streams, tuple(flat))
         if key not in self._tables:
             if len(self._tables) >= _CACHED_TABLES:
                 self._tables.pop(next(iter(self._tables)))  # the oldest
@@ -297,10 +426,40 @@ class TritonEngine:
         return self._tables[key]
 
 
-def _on_device(values: list[float], device: torch.device) -> torch.Tensor:
-    """Per-step scalars in a float64 tensor on ``device``, copied without waiting for the
-    device (a pageable copy is staged before the call returns)."""
-    return torch.tensor(values or [0.0], dtype=torch.float64).to(device, non_blocking=True)
+_NO_INPUTS = _StepInputs(torch.zeros(1, dtype=torch.int32), None)
+
+
+def _snapshot(flag: torch.Tensor) -> tuple[torch.Tensor, Any]:
+    """A host copy of ``flag`` that arrives without the host waiting, and the event after
+    which it holds the value (None on the CPU, where it is there at once)."""
+    if flag.device.type != "cuda":
+        return flag.clone(), None
+    copy = torch.empty(1, dtype=flag.dtype, pin_memory=True)
+    copy.copy_(flag, non_blocking=True)
+    event = torch.cuda.Event()
+    event.record()
+    return copy, event
+
+
+def _place_scalars(states: list[State], rows: Sequence[str], device: torch.device) -> None:
+    """Each state's step count and scalar state as float64 device scalars, where the
+    kernels read and advance them (a number, or a tensor elsewhere, is moved once)."""
+    for name in rows:
+        column = [state[name] for state in states]
+        if _all_plain(column, torch.float64, device) and all(map(_is_scalar, column)):
+            continue
+        for state, value in zip(states, column, strict=True):
+            if not (isinstance(value, torch.Tensor) and _all_plain([value], torch.float64, device)
+                    and value.dim() == 0):  # fmt: skip
+                if isinstance(value, torch.Tensor):
+                    value = value.detach().to(device, torch.float64).reshape(())
+                else:
+                    value = torch.tensor(float(value), dtype=torch.float64).to(device)
+                put(state, name, value)
+
+
+def _is_scalar(x: torch.Tensor) -> bool:
+    return x.dim() == 0
 
 
 def _current(device: torch.device) -> contextlib.AbstractContextManager[Any]:
@@ -331,16 +490,12 @@ def _one_batch(
     where: str,
 ) -> bool:
     """The common case, checked without Python per tensor: every tensor fits (see
-    :func:`_fits`), all real, of one dtype on one device, with one step count."""
+    :func:`_fits`), all real, of one dtype on one device (step counts may differ: each
+    program reads its tensor's)."""
     dtype, device = params[0].dtype, params[0].device
     if dtype not in storage.FORMATS or device.type != where:  # complex: the general path
         return False
-    keys = ("step", *spec.scalar_state)
-    get = operator.itemgetter(*keys)
-    try:
-        if not all(map(operator.eq, map(get, states), repeat(get(states[0])))):
-            return False
-    except (KeyError, RuntimeError):  # a missing or tensor-valued entry: the general path
+    if not all(map(operator.contains, states, repeat("step"))):
         return False
     if not (_all_plain(params, dtype, device) and _all_plain(grads, dtype, device)):
         return False
