@@ -238,3 +238,85 @@ def test_a_checkpoint_of_device_step_counts_loads_anywhere():
         opt_.step()
     for a, b in zip(params, twin, strict=True):
         assert rel_err(a, b) <= TOLERANCE[torch.float64]
+
+
+@pytest.mark.parametrize("nonfinite", ["skip", "raise"])
+def test_a_grad_scaler_overflow_is_neither_raised_nor_counted(nonfinite):
+    """GradScaler's own overflow steps are its business (regression: under "raise" the
+    next step raised, and GradScaler's grad_scale was left on the optimizer)."""
+    runs = []
+    for fused in (True, False):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(3, 2).double()
+        kw = {"fused": "triton"} if fused else {"foreach": False}
+        opt = rt.Adam(model.parameters(), lr=0.05, nonfinite=nonfinite, **kw)
+        scaler = torch.amp.GradScaler("cpu", init_scale=2.0**8)
+        x = torch.ones(4, 3, dtype=torch.float64)
+        for step in range(4):
+            opt.zero_grad()
+            loss = model(x).sum() * (float("inf") if step == 1 else 1.0)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        assert not hasattr(opt, "grad_scale") and not hasattr(opt, "found_inf")
+        runs.append((opt.skipped_steps, [p.detach().clone() for p in model.parameters()]))
+    assert runs[0][0] == runs[1][0] == 0
+    for a, b in zip(runs[0][1], runs[1][1], strict=True):
+        assert rel_err(a, b) <= TOLERANCE[torch.float64]
+
+
+def test_the_skip_counter_is_reset_in_place():
+    params = _params()
+    opt = rt.SGD(params, lr=0.05, fused="triton", nonfinite="skip")
+    _set(params, _grads(0, poison=True))
+    opt.step()
+    counter = opt._engines.triton._skipped
+    opt.skipped_steps = 0  # a captured graph keeps adding to the same memory
+    assert opt._engines.triton._skipped is counter and opt.skipped_steps == 0
+
+
+def test_a_refused_capturable_step_changes_no_group():
+    a = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, 3, dtype=torch.float64).t().requires_grad_()  # not contiguous
+    opt = rt.Adam([{"params": [a]}, {"params": [b]}], fused="triton", capturable=True)
+    a.grad, b.grad = torch.ones(5, dtype=torch.float64), torch.ones(3, 4, dtype=torch.float64)
+    before = a.detach().clone()
+    with pytest.raises(RuntimeError, match="nothing was changed"):
+        opt.step()
+    assert torch.equal(a.detach(), before) and not opt.state[a]
+
+
+def test_step_counts_past_float32_load_exactly():
+    params = _params()
+    opt = rt.Adam(params, lr=0.05, fused="triton")
+    _set(params, _grads(0))
+    opt.step()
+    saved = copy.deepcopy(opt.state_dict())
+    for entry in saved["state"].values():
+        entry["step"] = torch.tensor(2.0**24 + 1, dtype=torch.float64)
+    opt.load_state_dict(saved)  # torch would cast a fused group's step to float32
+    _set(params, _grads(1))
+    opt.step()
+    assert float(opt.state[params[0]]["step"]) == 2.0**24 + 2
+
+
+def test_hyperparameters_change_in_place_between_steps():
+    params = _params()
+    opt = rt.Adam(params, lr=0.05, fused="triton")
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    vectors = set()
+    for step in range(3):
+        _set(params, _grads(step))
+        opt.step()
+        scheduler.step()
+        vectors |= {id(v) for _, v in opt._engines.triton._hyperparameters.values()}
+    assert len(vectors) == 1  # one vector per group, rewritten (a graph reads one address)
+    twin = _params()
+    ref = rt.Adam(twin, lr=0.05, foreach=False)
+    ref_scheduler = torch.optim.lr_scheduler.StepLR(ref, step_size=1, gamma=0.5)
+    for step in range(3):
+        _set(twin, _grads(step))
+        ref.step()
+        ref_scheduler.step()
+    for x, y in zip(params, twin, strict=True):
+        assert rel_err(x, y) <= TOLERANCE[torch.float64]

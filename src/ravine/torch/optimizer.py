@@ -22,7 +22,7 @@ from .. import quantization
 from ..rules import Spec
 from ..rules import step as rule_step
 from . import checkpoint, engines, guards, storage
-from .engines import dtensor
+from .engines import dtensor, triton_fused
 from .state import LazyStates, TrackedState
 
 
@@ -232,7 +232,12 @@ class Optimizer(torch.optim.Optimizer):
         """One step for every parameter with a gradient; returns the closure's loss."""
         triton = self._triton()
         if triton is not None:  # "raise" on the device: the previous step's finding
-            triton.raise_pending(self.spec.name)
+            try:
+                triton.raise_pending(self.spec.name)
+            except FloatingPointError:
+                for name in ("grad_scale", "found_inf"):  # GradScaler.step cannot clear them
+                    self.__dict__.pop(name, None)
+                raise
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -254,6 +259,7 @@ class Optimizer(torch.optim.Optimizer):
             work.append((group, params, grads))
         if any(any(map(_is_sparse, grads)) for _, _, grads in work):
             guards.check_sparse(self.spec, work, self.state)
+        self._check_capturable(work)
         on_device = self._on_device(work) if self.nonfinite != "ignore" or scaling else None
         if on_device is not None:  # checked, skipped and unscaled on the device
             flags = guards.nonfinite_flags(work) if self.nonfinite != "ignore" else {}
@@ -288,7 +294,7 @@ class Optimizer(torch.optim.Optimizer):
             assert self._engines.fused is not None  # it made the plan
             self._engines.fused.run(plan, checked[i])
         unplanned = [hp for i, hp in enumerate(checked) if i not in planned]
-        for (group, params, grads), hp in zip(work, unplanned, strict=True):
+        for slot, ((group, params, grads), hp) in enumerate(zip(work, unplanned, strict=True)):
             if not params:
                 continue
             states = LazyStates(
@@ -297,15 +303,8 @@ class Optimizer(torch.optim.Optimizer):
                 lambda p, hp=hp, group=group: self._state(p, hp, group),
             )
             engine = self._engines.engine(group, params)
-            if group["capturable"]:
-                if not isinstance(engine, engines.TritonEngine):
-                    raise RuntimeError(
-                        f"{self.spec.name}: capturable=True runs on the Triton engine (CUDA, "
-                        f"or CPU under TRITON_INTERPRET=1); this group's parameters are on "
-                        f"{sorted(self._engines.devices(params).types)}; valid there: "
-                        "capturable=False"
-                    )
-                engine.capturable = True
+            if isinstance(engine, engines.TritonEngine):
+                engine.capturable, engine.slot = group["capturable"], slot
             spec = self._step_spec
             try:
                 if self._engines.devices(params).dtensor:  # FSDP2, TP: see .dtensor
@@ -317,6 +316,30 @@ class Optimizer(torch.optim.Optimizer):
             finally:
                 if isinstance(engine, engines.TritonEngine):
                     engine.capturable = False
+
+    def _check_capturable(self, work: guards.Work) -> None:
+        """Refuse, before anything changes, a ``capturable=True`` group that the Triton
+        kernels would not step whole."""
+        for group, params, grads in work:
+            if not (group["capturable"] and params):
+                continue
+            engine = self._engines.engine(group, params)
+            if (
+                not isinstance(engine, engines.TritonEngine)
+                or self._engines.devices(params).dtensor
+            ):
+                raise RuntimeError(
+                    f"{self.spec.name}: capturable=True runs on the Triton engine (CUDA, or "
+                    f"CPU under TRITON_INTERPRET=1); this group's parameters are on "
+                    f"{sorted(self._engines.devices(params).types)}; nothing was changed; "
+                    "valid there: capturable=False"
+                )
+            states = [self.state.get(p) for p in params]
+            formats = [
+                None if state else storage.state_format(p, *_storage(group))
+                for p, state in zip(params, states, strict=True)
+            ]
+            triton_fused.check_capturable(self._step_spec, params, grads, states, formats)
 
     def _on_device(self, work: guards.Work) -> engines.TritonEngine | None:
         """The Triton engine if it steps every group that has gradients (then a check,
@@ -441,7 +464,8 @@ class _Held:
 
 
 def _held(key: str, value: Any) -> Any:
-    return _Held(value) if key != "step" and isinstance(value, torch.Tensor) else value
+    # the step too: for a fused group torch would cast it to float32 (inexact past 2**24)
+    return _Held(value) if isinstance(value, torch.Tensor) else value
 
 
 def _is_held(value: Any) -> bool:

@@ -61,7 +61,8 @@ BLOCK = 1024
 MAX_TENSORS = 4096
 """Tensors per address table; a larger batch takes several launches."""
 _CACHED_TABLES = 64
-"""Device tables kept per engine (steps reuse them while the tensors stay in place)."""
+"""Device tables kept per engine (steps reuse them while the tensors stay in place; those
+a CUDA graph captured are kept for good)."""
 
 
 @cache
@@ -155,15 +156,23 @@ class TritonEngine:
         self._kernels: dict[tuple[Any, ...], ModuleType] = {}
         self._tables: dict[tuple[Any, ...], tuple[torch.Tensor, torch.Tensor]] = {}
         self._constants: dict[tuple[Any, ...], torch.Tensor] = {}
+        self._captured: set[tuple[Any, ...]] = set()
+        self._hyperparameters: dict[tuple[Any, ...], tuple[tuple[float, ...], torch.Tensor]] = {}
         self._inputs: dict[torch.device, _StepInputs] = {}
         self._flags: dict[torch.device, torch.Tensor] = {}
-        self._skipped: dict[torch.device, torch.Tensor] = {}
+        self._found: torch.Tensor | None = None
+        """int32 [1] on the first device: this step's non-finite gradient that GradScaler
+        did not already account for (what ``skipped_steps`` counts and "raise" reports)."""
+        self._skipped: torch.Tensor | None = None
         self._pending: tuple[torch.Tensor, Any] | None = None
         self.fallbacks = 0
         """Tensor-steps that went through the per-tensor implementation instead."""
         self.capturable = False
         """Set by the optimizer for a group with ``capturable=True``: every tensor must
         go through the kernels (a fallback would read the device on the host)."""
+        self.slot = 0
+        """Set by the optimizer to the group's index: each group keeps its own device
+        vector of hyperparameters, updated in place when they change."""
 
     # -- one step's device-side inputs ---------------------------------------------------
 
@@ -178,42 +187,49 @@ class TritonEngine:
 
         ``flags``: per device, whether a gradient there is non-finite (see
         :func:`..guards.nonfinite_flags`); ``found_inf``/``grad_scale``: a GradScaler's.
-        The flag is the same on every device (any of them skips the step everywhere); it
-        is computed and copied on the devices, never read by the host.
+        The skip flag is the same on every device (any of them skips the step everywhere);
+        it is computed and copied on the devices, never read by the host. A step that
+        GradScaler skips (its ``found_inf``) is its business: it is not counted in
+        ``skipped_steps`` nor raised under "raise".
         """
-        parts = [f.to(torch.int32).reshape(1) for f in flags.values()]
+        first = devices[0]
+        bad = torch.zeros(1, dtype=torch.int32, device=first)
+        for f in flags.values():
+            bad = torch.maximum(bad, f.to(first, torch.int32, non_blocking=True).reshape(1))
+        skip = bad
         if found_inf is not None:
-            parts.append((found_inf != 0).to(torch.int32).reshape(1))
+            scaler = (found_inf != 0).to(first, torch.int32, non_blocking=True).reshape(1)
+            skip = torch.maximum(bad, scaler)
+            bad = bad * (1 - scaler)
+        self._found = bad
         for device in devices:
             if device not in self._flags:
                 self._flags[device] = torch.zeros(1, dtype=torch.int32, device=device)
             flag = self._flags[device]
-            flag.zero_()
-            for part in parts:
-                flag.copy_(torch.maximum(flag, part.to(device, non_blocking=True)))
+            flag.copy_(skip, non_blocking=True)
             scale = None
             if grad_scale is not None:
                 scale = grad_scale.to(device, torch.float32, non_blocking=True).reshape(1)
             self._inputs[device] = _StepInputs(flag, scale)
 
     def end(self, count: bool, defer_raise: bool) -> None:
-        """After the step: add a skipped step to the device counters (``count``), and keep
-        the flag for :meth:`raise_pending` (``defer_raise``)."""
-        for device, inputs in self._inputs.items():
+        """After the step: count a step skipped for a non-finite gradient (``count``), and
+        keep that finding for :meth:`raise_pending` (``defer_raise``)."""
+        found = self._found
+        if found is not None:
             if count:
-                counter = self._skipped.setdefault(
-                    device, torch.zeros(1, dtype=torch.int64, device=device)
-                )
-                counter += inputs.flag
-        if defer_raise and self._inputs:
-            flag = next(iter(self._inputs.values())).flag
-            self._pending = _snapshot(flag)
+                if self._skipped is None or self._skipped.device != found.device:
+                    self._skipped = torch.zeros(1, dtype=torch.int64, device=found.device)
+                self._skipped += found
+            if defer_raise:
+                self._pending = _snapshot(found)
+        self._found = None
         self._inputs.clear()
 
     def raise_pending(self, owner: str) -> None:
         """Raise FloatingPointError if the last step under ``nonfinite="raise"`` found a
         non-finite gradient (that step changed nothing). Reads a copy made when that step
-        was queued, waiting for that step only, not for work queued since."""
+        was queued, waiting for that step's kernels only, not for work queued since."""
         if self._pending is None:
             return
         copy, event = self._pending
@@ -228,11 +244,13 @@ class TritonEngine:
             )
 
     def skipped(self) -> int:
-        """Steps skipped so far (reads the device counters: a synchronisation)."""
-        return sum(int(c.sum()) for c in self._skipped.values())
+        """Steps skipped so far (reads the device counter: a synchronisation)."""
+        return 0 if self._skipped is None else int(self._skipped[0])
 
     def reset_skipped(self) -> None:
-        self._skipped.clear()
+        """Zero the counter in place (a captured graph keeps adding to the same memory)."""
+        if self._skipped is not None:
+            self._skipped.zero_()
 
     # -- the step ------------------------------------------------------------------------
 
@@ -264,15 +282,8 @@ class TritonEngine:
             # the group norm must span every tensor, summed on one device: one engine
             eager, batches = list(range(len(params))), defaultdict(list)
         if eager:
-            if self.capturable:
-                p = params[eager[0]]
-                raise RuntimeError(
-                    f"{spec.name}: capturable=True steps every tensor in the Triton kernels, "
-                    f"which cannot stream a parameter of shape {tuple(p.shape)} ({p.dtype}, "
-                    f"{p.layout}, on {p.device}, gradient {grads[eager[0]].layout}); valid: "
-                    "dense, contiguous tensors on one kind of device with state_dtype=None; "
-                    "or capturable=False"
-                )
+            if self.capturable:  # checked before the step (check_capturable); kept as a guard
+                raise _unstreamable(spec, params[eager[0]], grads[eager[0]])
             self._eager(spec, [params[i] for i in eager], [grads[i] for i in eager],
                         [states[i] for i in eager], hp)  # fmt: skip
         if not batches:
@@ -346,7 +357,7 @@ class TritonEngine:
         self, device: torch.device, values: tuple[float, ...], totals: torch.Tensor | None
     ) -> tuple[torch.Tensor, ...]:
         """``hp, totals, flag, gscale`` for a launch on ``device``."""
-        hp = self._constant(device, torch.float64, values, "hp")
+        hp = self._hyperparameter_vector(device, values)
         if totals is None:
             totals = self._constant(device, torch.float64, (0.0,), "no totals")
         inputs = self._inputs.get(device)
@@ -355,6 +366,22 @@ class TritonEngine:
         if scale is None:
             scale = self._constant(device, torch.float32, (1.0,), "no scale")
         return hp, totals, flag, scale
+
+    def _hyperparameter_vector(
+        self, device: torch.device, values: tuple[float, ...]
+    ) -> torch.Tensor:
+        """This group's (:attr:`slot`) float64 device vector of hyperparameters: one per
+        group and device, always at the same address (a captured graph reads it), updated
+        in place, without waiting, when a value changes (a scheduler's new lr)."""
+        key = (device, self.slot, len(values))
+        host = torch.tensor(values or (0.0,), dtype=torch.float64)
+        if key not in self._hyperparameters:
+            self._hyperparameters[key] = (values, host.to(device, non_blocking=True))
+        kept, vector = self._hyperparameters[key]
+        if kept != values:
+            vector.copy_(host, non_blocking=True)  # staged: the host does not wait
+            self._hyperparameters[key] = (values, vector)
+        return vector
 
     def _reduce(
         self, program: Program, values: tuple[float, ...], launches: list[_Launch]
@@ -387,14 +414,11 @@ class TritonEngine:
     def _constant(
         self, device: torch.device, dtype: torch.dtype, values: tuple[float, ...], role: str
     ) -> torch.Tensor:
-        """A small device tensor holding ``values``, made once and kept (a step whose
-        hyperparameters did not change copies nothing to the device: capturable)."""
+        """A small fixed device tensor (the inputs a step without them reads), made once."""
         key = (device, dtype, values, role)
         if key not in self._constants:
-            if len(self._constants) >= _CACHED_TABLES:
-                self._constants.pop(next(iter(self._constants)))  # the oldest
-            host = torch.tensor(values or (0.0,), dtype=dtype)
-            self._constants[key] = host.to(device)
+            host = torch.tensor(values, dtype=dtype)
+            self._constants[key] = host.to(device, non_blocking=True)
         return self._constants[key]
 
     def _kernel(self, program: Program, key: tuple[Any, ...], param: torch.Tensor) -> ModuleType:
@@ -417,12 +441,18 @@ class TritonEngine:
         flat = [x.data_ptr() for row in rows for x in row] + sizes
         key = (device, self.chunk, streams, tuple(flat))
         if key not in self._tables:
-            if len(self._tables) >= _CACHED_TABLES:
-                self._tables.pop(next(iter(self._tables)))  # the oldest
+            evictable = [k for k in self._tables if k not in self._captured]
+            if len(evictable) >= _CACHED_TABLES:
+                self._tables.pop(evictable[0])  # the oldest
             pairs = [(k, at) for k, n in enumerate(sizes) for at in range(0, n, self.chunk)]
             chunks = torch.tensor(pairs, dtype=torch.int64).reshape(-1)
             table = torch.tensor(flat, dtype=torch.int64)
-            self._tables[key] = (table.to(device), chunks.to(device))
+            self._tables[key] = (
+                table.to(device, non_blocking=True),  # staged: the host does not wait
+                chunks.to(device, non_blocking=True),
+            )
+        if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+            self._captured.add(key)  # a graph reads it: never evicted
         return self._tables[key]
 
 
@@ -437,7 +467,7 @@ def _snapshot(flag: torch.Tensor) -> tuple[torch.Tensor, Any]:
     copy = torch.empty(1, dtype=flag.dtype, pin_memory=True)
     copy.copy_(flag, non_blocking=True)
     event = torch.cuda.Event()
-    event.record()
+    event.record(torch.cuda.current_stream(flag.device))  # where the copy was queued
     return copy, event
 
 
@@ -451,10 +481,11 @@ def _place_scalars(states: list[State], rows: Sequence[str], device: torch.devic
         for state, value in zip(states, column, strict=True):
             if not (isinstance(value, torch.Tensor) and _all_plain([value], torch.float64, device)
                     and value.dim() == 0):  # fmt: skip
-                if isinstance(value, torch.Tensor):
-                    value = value.detach().to(device, torch.float64).reshape(())
+                if isinstance(value, torch.Tensor):  # a loaded one: copied without waiting
+                    value = value.detach().to(device, torch.float64, non_blocking=True)
+                    value = value.reshape(())
                 else:
-                    value = torch.tensor(float(value), dtype=torch.float64).to(device)
+                    value = torch.full((), float(value), dtype=torch.float64, device=device)
                 put(state, name, value)
 
 
@@ -524,6 +555,42 @@ _numel = torch.Tensor.numel
 _is_contiguous = torch.Tensor.is_contiguous
 _is_conj = torch.Tensor.is_conj
 _is_neg = torch.Tensor.is_neg
+
+
+def check_capturable(
+    spec: Spec,
+    params: Sequence[torch.Tensor],
+    grads: Sequence[torch.Tensor],
+    states: Sequence[State | None],
+    formats: Sequence[str | None],
+) -> None:
+    """Raise before anything changes unless the kernels stream every tensor of a
+    ``capturable=True`` group. ``states``: each parameter's state (None: not stepped yet,
+    then ``formats`` says the format its state will have)."""
+    where = device_type()
+    for p, g, state, format_ in zip(params, grads, states, formats, strict=True):
+        plain = storage.FORMATS.get(real_view(p).dtype)
+        if state:
+            fits = _fits(p, g, state, spec, where)
+        else:
+            fits = (
+                p.device.type == where
+                and plain is not None
+                and g.shape == p.shape
+                and format_ in (None, plain)
+                and _all_plain([p, g], p.dtype, p.device)
+            )
+        if not fits:
+            raise _unstreamable(spec, p, g)
+
+
+def _unstreamable(spec: Spec, p: torch.Tensor, g: torch.Tensor) -> RuntimeError:
+    return RuntimeError(
+        f"{spec.name}: capturable=True steps every tensor in the Triton kernels, which "
+        f"cannot stream a parameter of shape {tuple(p.shape)} ({p.dtype}, {p.layout}, on "
+        f"{p.device}, gradient {g.layout}); nothing was changed; valid: dense, contiguous "
+        "tensors on one kind of device with state_dtype=None; or capturable=False"
+    )
 
 
 def _fits(p: torch.Tensor, g: torch.Tensor, state: State, spec: Spec, where: str) -> bool:
