@@ -17,15 +17,24 @@ widened when loaded and rounded when stored.
 
 ``"8bit"`` (block-wise dynamic quantization, Dettmers et al. 2021)
     A state tensor is cut into blocks of :data:`BLOCK` elements; each block stores one
-    float32 ``absmax = max |x|`` and per element one byte, the index of the code nearest
-    to ``y = x / absmax``. The codes are a *dynamic* map (:func:`dynamic_map`): each
+    float32 ``absmax = max |x|`` and per element one byte, the index of a code for
+    ``y = x / absmax`` (the nearest, or for signed state one of the two around it, below).
+    The codes are a *dynamic* map (:func:`dynamic_map`): each
     decade below 1 gets its own linear grid, so values far below their block's largest keep
     some precision (relative error ≤ 6.6 % in the top decade, roughly doubling with each
     decade down) instead of rounding to 0. Signed state (momentum) uses a signed
     map, state that is never negative (sums and averages of squares) an unsigned one with
-    twice the resolution. The nearest code (a tie goes to the smaller magnitude) is the
-    number of :func:`thresholds` below ``|y|``; the kernels find it with one table
-    lookup (:func:`prefix_table`) instead of a search.
+    twice the resolution. Unsigned codes round to the nearest (a tie goes to the smaller
+    magnitude): the number of :func:`thresholds` below ``|y|``; the kernels find it with
+    one table lookup
+    (:func:`prefix_table`) instead of a search. Signed codes round *stochastically*
+    between the two magnitudes around ``|y|``, up with probability equal to the distance
+    covered, drawing the same hashed bits as bfloat16 (:func:`round_up`): a momentum
+    buffer that adds 1 % of a gradient per step moves on average as in float32, where
+    nearest rounding would keep it on its code (measured: Momentum β = 0.99 on the deep
+    autoencoder ends at 0.0237 ± 0.0036 with stochastic codes, 0.0303 ± 0.0058 with
+    nearest ones, 0.0241 ± 0.0035 in float32). The floor magnitude is found by
+    :func:`floor_table`, its distance to the next in :func:`gaps`.
 
 Both the torch reference (:mod:`ravine.torch.storage`) and the generated C kernels
 (:mod:`ravine.codegen.c`) read the numbers below; the parity tests hold them to the same
@@ -132,13 +141,40 @@ def prefix_table(signed: bool) -> tuple[int, np.ndarray]:
     threshold inside it (``2^shift`` if none). ``shift`` is the largest that leaves at most
     one threshold per prefix (17 signed, 16 unsigned), so the table stays small (32 KiB,
     64 KiB) and one gather finds a code."""
-    bits = thresholds(signed).view(np.uint32).astype(np.int64)
+    return _prefix(thresholds(signed))
+
+
+def _prefix(boundaries: np.ndarray) -> tuple[int, np.ndarray]:
+    """The table of :func:`prefix_table` over any sorted positive float32 boundaries."""
+    bits = boundaries.view(np.uint32).astype(np.int64)
     shift = max(s for s in range(8, 24) if np.unique(bits >> s).size == bits.size)
     prefixes = np.arange((0x3F800000 >> shift) + 1, dtype=np.int64)
     below = np.searchsorted(bits, prefixes << shift, side="left")
     inside = np.full(prefixes.size, 1 << shift, dtype=np.int64)
     inside[bits >> shift] = bits & ((1 << shift) - 1)
     return shift, (below | (inside << 8)).astype(np.int32)
+
+
+def floor_table(signed: bool) -> tuple[int, np.ndarray]:
+    """:func:`prefix_table`'s layout for the *floor*: the index of the largest of
+    :func:`magnitudes` at or below ``|y|`` is ``(e & 0xFF) + ((u & low) >= (e >> 8))``
+    (``>=``: a magnitude itself has its own index)."""
+    return _prefix(magnitudes(signed)[1:])
+
+
+def gaps(signed: bool) -> np.ndarray:
+    """From each of :func:`magnitudes` to the next, in float32 (0 after the last, 1)."""
+    wide = magnitudes(signed)
+    return np.append(wide[1:] - wide[:-1], np.float32(0)).astype(np.float32)
+
+
+def round_up(distance: Any, gap: Any, bits: Any) -> Any:
+    """Whether a stochastically rounded magnitude takes the next code: ``distance`` above
+    the floor magnitude, ``gap`` to the next (float32 arrays), ``bits`` from
+    :func:`rounding_bits` (as float32): up with probability ``distance / gap``, written
+    without a division so that every backend rounds it alike:
+    ``distance · 2¹⁶ > bits · gap`` in float32 (never up from a code's own value)."""
+    return distance * 65536.0 > bits * gap
 
 
 def blocks(n: int) -> int:

@@ -194,6 +194,8 @@ def _loop(
 
 BLOCKED = {"8bit-signed": "S", "8bit-unsigned": "U"}
 """Block-wise formats → the suffix of their code tables in C."""
+STOCHASTIC = ("bfloat16-sr", "8bit-signed")
+"""Formats that round with :func:`~ravine.quantization.rounding_bits` (a key row each)."""
 _MAPS = {"S": quantization.SIGNED, "U": quantization.UNSIGNED}
 
 
@@ -202,37 +204,60 @@ def extra_rows(program: Program, formats: Mapping[str, str]) -> list[tuple[str, 
     ``("absmax", stream)``, the address of each tensor's float32 block maxima, per 8-bit
     stream; then ``("key", stream)``, this step's
     :func:`~ravine.quantization.stream_key` of each tensor as an integer, per
-    stochastically rounded stream."""
+    stochastically rounded stream (bfloat16, and signed 8-bit codes)."""
     arrays = program.arrays
     rows = [("absmax", name) for name in arrays if formats[name] in BLOCKED]
-    return rows + [("key", name) for name in arrays if formats[name] == "bfloat16-sr"]
+    return rows + [("key", name) for name in arrays if formats[name] in STOCHASTIC]
 
 
 def _tables(suffixes: set[str]) -> list[str]:
-    """Per 8-bit map: its code values (decoding is a lookup) and its encoder, which finds
-    ``|y|``'s index in :func:`ravine.quantization.prefix_table` (one gather), then applies
-    the sign. Branch-free, so the loop vectorizes."""
+    """Per 8-bit map: its code values (decoding is a lookup) and its encoder, branch-free
+    so that the loop vectorizes. Unsigned (``U``): the nearest code, ``|y|``'s index in
+    :func:`ravine.quantization.prefix_table` (one gather). Signed (``S``): stochastic,
+    the floor magnitude's index in :func:`~ravine.quantization.floor_table`, then one up
+    if :func:`~ravine.quantization.round_up` says so with element ``e``'s rounding bits
+    (three gathers); then the sign."""
     lines = []
     for suffix in sorted(suffixes):
         signed = suffix == "S"
         codes = _MAPS[suffix]
-        shift, table = quantization.prefix_table(signed)
+        shift, table = (quantization.floor_table if signed else quantization.prefix_table)(signed)
         padded = [*map(float, codes), *[0.0] * (256 - len(codes))]
         zero = len(codes) // 2 if signed else 0
         sign = f"y < 0.0f ? {zero} - m : {zero} + m" if signed else "m"
+        low = f"(int32_t)(u & {(1 << shift) - 1}u)"
         lines += [
             f"static const float CODES_{suffix}[256] = {{{', '.join(map(_hex, padded))}}};",
             f"static const int32_t PREFIX_{suffix}[{table.size}] = {{{_runs(table)}}};",
-            f"static inline uint8_t encode_{suffix}(float y) {{",
+        ]
+        if signed:
+            magnitudes, gaps = quantization.magnitudes(True), quantization.gaps(True)
+            lines += [
+                f"static const float MAG_S[{magnitudes.size}] = "
+                f"{{{', '.join(_hex(float(v)) for v in magnitudes)}}};",
+                f"static const float GAP_S[{gaps.size}] = "
+                f"{{{', '.join(_hex(float(v)) for v in gaps)}}};",
+                "static inline uint8_t encode_S(float y, uint32_t key, int64_t e) {",
+            ]
+        else:
+            lines.append(f"static inline uint8_t encode_{suffix}(float y) {{")
+        lines += [
             "    uint32_t u; memcpy(&u, &y, 4); u &= 0x7FFFFFFFu;",
             f"    const uint32_t h = (u >> {shift}) < {table.size - 1} ? (u >> {shift}) : "
             f"{table.size - 1};",
-            f"    const int32_t e = PREFIX_{suffix}[h];",
-            f"    const int32_t m = (e & 0xFF) + ((int32_t)(u & {(1 << shift) - 1}u) > (e >> 8));",
-            f"    return y != y ? {zero} : (uint8_t)({sign});",
-            "}",
+            f"    const int32_t p = PREFIX_{suffix}[h];",
         ]
-    return lines
+        if signed:
+            lines += [
+                f"    int32_t m = (p & 0xFF) + ({low} >= (p >> 8));",
+                "    float a; memcpy(&a, &u, 4);",
+                "    const float bits = (float)((((uint32_t)e ^ key) * SPREADu) >> 16);",
+                "    m += (a - MAG_S[m]) * 65536.0f > bits * GAP_S[m];",
+            ]
+        else:
+            lines.append(f"    const int32_t m = (p & 0xFF) + ({low} > (p >> 8));")
+        lines += [f"    return y != y ? {zero} : (uint8_t)({sign});", "}"]
+    return [line.replace("SPREAD", hex(quantization.SPREAD)) for line in lines]
 
 
 def _runs(table: object) -> str:
@@ -280,7 +305,7 @@ def _compact_update(
         if name in BLOCKED:
             row = rows["absmax", arrays[i]]
             lines.append(f"    float* restrict a{i} = (float*)ptrs[{row} * n + k];")
-        if name == "bfloat16-sr":
+        if name in STOCHASTIC:
             row = rows["key", arrays[i]]
             lines.append(
                 f"    const uint32_t key{i} = (uint32_t)((const int64_t*)ptrs)[{row} * n + k];"
@@ -317,6 +342,7 @@ def _compact_update(
     lines.append("        }")
     for i in blocked:
         suffix = BLOCKED[formats[i]]
+        extra = f", key{i}, start + l" if formats[i] in STOCHASTIC else ""
         lines += [
             f"        uint32_t most{i} = 0;",
             "        for (int64_t l = 0; l < len; ++l) {",
@@ -327,7 +353,7 @@ def _compact_update(
             f"        float top{i}; memcpy(&top{i}, &most{i}, 4);",
             f"        a{i}[blk] = top{i};",
             "        for (int64_t l = 0; l < len; ++l)",
-            f"            x{i}[start + l] = encode_{suffix}(buf{i}[l] / top{i});",
+            f"            x{i}[start + l] = encode_{suffix}(buf{i}[l] / top{i}{extra});",
         ]
     lines += ["    }", "}"]
     return lines

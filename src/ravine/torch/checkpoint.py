@@ -201,7 +201,7 @@ def _check_state(optimizer: Optimizer, saved: Any, params: dict[int | str, torch
             )
         format_ = storage.saved_format(spec, entry)
         expected = storage.keys(spec, format_)
-        if keys != expected:
+        if keys != expected and keys != expected - storage.optional_keys(spec, format_):
             in_format = f" in the {format_} format" if format_ else ""
             raise CheckpointError(
                 f"{where} has keys {sorted(keys)}; {name} keeps {sorted(expected)}{in_format}"

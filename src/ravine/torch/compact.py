@@ -37,16 +37,44 @@ def encode(y: torch.Tensor, signed: bool) -> torch.Tensor:
     return torch.where(y.isnan(), 0, magnitude)
 
 
+@functools.cache
+def _floors(signed: bool, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The magnitudes, the boundaries of their floors (all but 0) and the gaps."""
+    magnitudes = torch.from_numpy(quantization.magnitudes(signed).copy()).to(device)
+    gaps = torch.from_numpy(quantization.gaps(signed)).to(device)
+    return magnitudes, magnitudes[1:].contiguous(), gaps
+
+
+def encode_stochastic(y: torch.Tensor, signed: bool, key: int) -> torch.Tensor:
+    """:func:`encode` with the magnitude rounded stochastically (see
+    :func:`ravine.quantization.round_up`) with the bits of stream ``key``: element ``e``
+    of ``y`` (row-major) draws ``rounding_bits(key, e)``."""
+    magnitudes, boundaries, gaps = _floors(signed, y.device)
+    a = y.abs()
+    floor = torch.bucketize(a, boundaries, right=True)  # how many are ≤ a
+    index = torch.arange(y.numel(), dtype=torch.int64, device=y.device).view(y.shape)
+    bits = quantization.rounding_bits(key, index).to(torch.float32)
+    distance = a - magnitudes[floor]
+    magnitude = floor + quantization.round_up(distance, gaps[floor], bits).long()
+    if signed:
+        zero = len(quantization.SIGNED) // 2
+        return torch.where(y.isnan(), zero, torch.where(y < 0, zero - magnitude, zero + magnitude))
+    return torch.where(y.isnan(), 0, magnitude)
+
+
 def _blocked(flat: torch.Tensor) -> torch.Tensor:
     """``flat`` zero-padded to whole blocks, one block per row."""
     count = quantization.blocks(flat.numel())
     return torch.nn.functional.pad(flat, (0, count * BLOCK - flat.numel())).view(count, BLOCK)
 
 
-def quantize(x: torch.Tensor, signed: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def quantize(
+    x: torch.Tensor, signed: bool, key: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """8-bit codes of ``x`` (uint8, ``x``'s shape) and each block's float32 absmax.
 
-    ``y = x / absmax`` in float32 takes the nearest code (:func:`encode`);
+    ``y = x / absmax`` in float32 takes the nearest code (:func:`encode`), or with a
+    ``key`` one of the two around it, stochastically (:func:`encode_stochastic`);
     a block holding NaN (its absmax is then NaN, the canonical one) or only zeros stores the
     code 0, and decodes to NaN or 0 as its absmax says.
     """
@@ -54,7 +82,8 @@ def quantize(x: torch.Tensor, signed: bool) -> tuple[torch.Tensor, torch.Tensor]
     blocks = _blocked(flat)
     absmax = blocks.abs().amax(dim=1)
     absmax = torch.where(absmax.isnan(), float("nan"), absmax)
-    index = encode(blocks / absmax[:, None], signed)
+    y = blocks / absmax[:, None]
+    index = encode(y, signed) if key is None else encode_stochastic(y, signed, key)
     codes = index.to(torch.uint8).reshape(-1)[: flat.numel()].view(x.shape)
     return codes, absmax
 

@@ -17,7 +17,8 @@ The *format* of a parameter's state (``state_dtype=`` of the optimizer, :func:`s
   state also keeps ``seed``, the key of its random bits (:mod:`ravine.quantization`);
 * ``"8bit"`` (``state_dtype="8bit"``): per state tensor ``name`` a uint8 tensor of codes of
   the parameter's shape and ``name_absmax``, one float32 per block of
-  :data:`~ravine.quantization.BLOCK` elements.
+  :data:`~ravine.quantization.BLOCK` elements, and ``seed`` (signed codes round
+  stochastically).
 
 Parameters with fewer than :data:`~ravine.quantization.MIN_ELEMENTS` elements keep full
 precision under the compact formats (float32; float64 for float64 parameters). Scalar
@@ -163,10 +164,24 @@ def stored_dtype(format_: str) -> torch.dtype:
 def keys(spec: Spec, format_: str | None) -> set[str]:
     """Every key a stored state of this format holds."""
     fields = arrays(spec)
+    seed = {"seed"} if _seeded(spec, format_) else set()
     if format_ == "8bit":
-        return {"step", *spec.scalar_state, *map(_codes, fields), *map(_absmax, fields)}
-    extra = {"seed"} if format_ == "bfloat16-sr" else set()
-    return {"step", *spec.state_fields, *extra}
+        return {"step", *seed, *spec.scalar_state, *map(_codes, fields), *map(_absmax, fields)}
+    return {"step", *spec.state_fields, *seed}
+
+
+def _seeded(spec: Spec, format_: str | None) -> bool:
+    """Whether a state of this format keeps the ``seed`` of its rounding bits: bfloat16
+    always, 8-bit where a signed (stochastically rounded) state exists."""
+    if format_ == "8bit":
+        return any(_signed(spec, name) for name in arrays(spec))
+    return format_ == "bfloat16-sr" and bool(arrays(spec))
+
+
+def optional_keys(spec: Spec, format_: str | None) -> set[str]:
+    """Keys a saved state of this format may lack: 8-bit states saved before signed codes
+    rounded stochastically have no ``seed`` (:func:`convert` gives them theirs)."""
+    return {"seed"} if format_ == "8bit" and _seeded(spec, format_) else set()
 
 
 def _signed(spec: Spec, name: str) -> bool:
@@ -230,7 +245,7 @@ def problem(spec: Spec, entry: Mapping[str, Any], p: torch.Tensor) -> str | None
         if tuple(value.shape) != shape:
             return f"{name} has shape {tuple(value.shape)}, the parameter needs {shape}"
     seed = entry.get("seed", 0)
-    if format_ == "bfloat16-sr" and not (type(seed) is int and 0 <= seed <= quantization.MASK):
+    if format_ in COMPACT and not (type(seed) is int and 0 <= seed <= quantization.MASK):
         return f"seed must be an int in [0, 2**32), got {seed!r}"
     return None
 
@@ -258,7 +273,7 @@ def init(
 ) -> State:
     """Fresh state for parameter p: step 0 and the rule's initial fields, in the format
     :func:`state_format` gives it (compact formats start from the nearest-rounded values;
-    ``seed`` keys a bfloat16 state's rounding bits, see :func:`rounding_seed`)."""
+    ``seed`` keys a compact state's rounding bits, see :func:`rounding_seed`)."""
     init_kwargs = {name: hp[name] for name in spec.init_args}
     fresh = spec.init(real_view(p).detach(), **init_kwargs)._asdict()
     format_ = state_format(p, state_dtype, min_size)
@@ -289,7 +304,7 @@ def _encoded(spec: Spec, values: Mapping[str, Any], format_: str, seed: int) -> 
             state[_codes(name)], state[_absmax(name)] = compact.quantize(value, _signed(spec, name))
         else:
             state[name] = value.to(stored_dtype(format_))
-    if format_ == "bfloat16-sr" and arrays(spec):
+    if _seeded(spec, format_):
         state["seed"] = seed
     return state
 
@@ -310,6 +325,8 @@ def convert(
             put(state, name, value.to(p.device))
     current, target = format_of(spec, state), state_format(p, state_dtype, min_size)
     if current is None or (current == target and _uniform(spec, state, target)):
+        if _seeded(spec, current) and "seed" not in state:  # saved before it had one
+            put(state, "seed", seed)
         return state
     decoded = {name: decode(spec, state, name) for name in spec.state_fields}
     converted = _encoded(spec, decoded, target, state.get("seed", seed))
@@ -412,7 +429,9 @@ def _store(spec: Spec, state: State, name: str, field: int, value: Any, t: int) 
     """Encode one new state tensor into its compact storage, in place (never broadcast: a
     state whose shape no longer fits its parameter is an error, not a silent fill)."""
     if _codes(name) in state:
-        codes, absmax = compact.quantize(value, _signed(spec, name))
+        signed = _signed(spec, name)  # signed codes round stochastically (quantization)
+        key = quantization.stream_key(state.get("seed", 0), t, field) if signed else None
+        codes, absmax = compact.quantize(value, signed, key)
         target, maxima = state[_codes(name)], state[_absmax(name)]
         if maxima.shape != absmax.shape or target.shape != codes.shape:
             raise RuntimeError(

@@ -186,7 +186,7 @@ class TritonEngine:
         """Set this step's skip flag and gradient scale on every device in ``devices``.
 
         ``flags``: per device, whether a gradient there is non-finite (see
-        :func:`..guards.nonfinite_flags`); ``found_inf``/``grad_scale``: a GradScaler's.
+        :func:`ravine.torch.guards.nonfinite_flags`); ``found_inf``/``grad_scale``: a GradScaler's.
         The skip flag is the same on every device (any of them skips the step everywhere);
         it is computed and copied on the devices, never read by the host. A step that
         GradScaler skips (its ``found_inf``) is its business: it is not counted in
