@@ -113,6 +113,10 @@ def ravine_total(partial, chunks, out, R: tl.constexpr, BLOCK: tl.constexpr):
 """
 
 
+_T = "tl.load(st0) + 1.0"
+"""The step being taken, ``t``: the tensor's step count plus one (t counts from 1)."""
+
+
 def hyperparameters(program: Program) -> tuple[str, ...]:
     """The scalar inputs read from the ``hp`` vector, in its order: every one but ``t`` and
     the rule's scalar state, which each tensor keeps in its own device scalars."""
@@ -148,7 +152,7 @@ def _scalars(program: Program, nodes: list[Node]) -> tuple[list[str], list[str]]
         elif node.op == "input":
             label = node.args[0]
             if label == "t":
-                text = "tl.load(st0) + 1.0"  # the step being taken counts from 1
+                text = _T
             elif label in state:
                 text = f"tl.load({state[label]})"
             else:
@@ -181,10 +185,15 @@ def _pointers(program: Program, formats: list[str]) -> list[str]:
     for i, fmt in enumerate(formats):
         pointer = f"tl.pointer_type({STORAGE[fmt]})"
         lines.append(f"    x{i} = tl.load(table + {i} * n + k).to({pointer})")
-    for j in range(len(scalar_rows(program))):
-        row = len(formats) + j
-        lines.append(f"    st{j} = tl.load(table + {row} * n + k).to(tl.pointer_type(tl.float64))")
-    return lines
+    return lines + _state_pointers(program, formats)
+
+
+def _state_pointers(program: Program, formats: list[str]) -> list[str]:
+    """``st{j}``: tensor ``k``'s float64 scalar state (:func:`scalar_rows` order)."""
+    return [
+        f"    st{j} = tl.load(table + {len(formats) + j} * n + k).to(tl.pointer_type(tl.float64))"
+        for j in range(len(scalar_rows(program)))
+    ]
 
 
 def _kernel(
@@ -249,14 +258,12 @@ def _advance(program: Program, formats: list[str]) -> list[str]:
         "def ravine_advance(table, hp, totals, flag, n):",
         "    k = tl.program_id(0)",
         "    skip = tl.load(flag) != 0",
+        *_state_pointers(program, formats),
     ]
-    for j in range(len(rows)):
-        row = len(formats) + j
-        lines.append(f"    st{j} = tl.load(table + {row} * n + k).to(tl.pointer_type(tl.float64))")
     outputs = list(program.scalar_outputs.items())
     code, values = _scalars(program, [node for _, node in outputs])
     lines += code
-    new = {"step": "tl.load(st0) + 1.0", **dict(zip([n for n, _ in outputs], values, strict=True))}
+    new = {"step": _T, **dict(zip([n for n, _ in outputs], values, strict=True))}
     lines += [
         f"    new{j} = tl.where(skip, tl.load(st{j}), {new[name]})" for j, name in enumerate(rows)
     ]

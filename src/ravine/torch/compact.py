@@ -30,7 +30,11 @@ def _thresholds(signed: bool, device: torch.device) -> torch.Tensor:
 def encode(y: torch.Tensor, signed: bool) -> torch.Tensor:
     """The code index (int64) of each ``y`` in [−1, 1]: the number of thresholds below
     ``|y|``, on the side of ``y``'s sign (NaN: the code 0)."""
-    magnitude = torch.bucketize(y.abs(), _thresholds(signed, y.device))
+    return _index(y, torch.bucketize(y.abs(), _thresholds(signed, y.device)), signed)
+
+
+def _index(y: torch.Tensor, magnitude: torch.Tensor, signed: bool) -> torch.Tensor:
+    """The code index of ``magnitude``'s index on ``y``'s side of the map (NaN: code 0)."""
     if signed:
         zero = len(quantization.SIGNED) // 2
         return torch.where(y.isnan(), zero, torch.where(y < 0, zero - magnitude, zero + magnitude))
@@ -56,10 +60,7 @@ def encode_stochastic(y: torch.Tensor, signed: bool, key: int) -> torch.Tensor:
     bits = quantization.rounding_bits(key, index).to(torch.float32)
     distance = a - magnitudes[floor]
     magnitude = floor + quantization.round_up(distance, gaps[floor], bits).long()
-    if signed:
-        zero = len(quantization.SIGNED) // 2
-        return torch.where(y.isnan(), zero, torch.where(y < 0, zero - magnitude, zero + magnitude))
-    return torch.where(y.isnan(), 0, magnitude)
+    return _index(y, magnitude, signed)
 
 
 def _blocked(flat: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,9 @@ NONFINITE_POLICIES = ("ignore", "skip", "raise")
 """``ignore``: apply the rule whatever the gradients hold (torch.optim's behaviour);
 ``skip``: a step whose gradients hold any NaN/Inf changes no parameter, no state and no step
 count, in any group, and is counted in ``skipped_steps``; ``raise``: FloatingPointError
-naming the parameter, before anything changes."""
+naming the parameter, before anything changes. With the Triton engine both are decided on
+the device: the skipped step is counted there, and ``raise`` raises at the next ``step()``
+(that step changed nothing; the host never saw which parameter it was)."""
 
 
 def check_nonfinite(owner: str, nonfinite: Any) -> str:

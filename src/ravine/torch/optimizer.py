@@ -323,11 +323,7 @@ class Optimizer(torch.optim.Optimizer):
         for group, params, grads in work:
             if not (group["capturable"] and params):
                 continue
-            engine = self._engines.engine(group, params)
-            if (
-                not isinstance(engine, engines.TritonEngine)
-                or self._engines.devices(params).dtensor
-            ):
+            if self._triton_for(group, params) is None:
                 raise RuntimeError(
                     f"{self.spec.name}: capturable=True runs on the Triton engine (CUDA, or "
                     f"CPU under TRITON_INTERPRET=1); this group's parameters are on "
@@ -347,13 +343,20 @@ class Optimizer(torch.optim.Optimizer):
         triton = None
         for group, params, _ in work:
             if params:
-                engine = self._engines.engine(group, params)
-                if not isinstance(engine, engines.TritonEngine):
+                triton = self._triton_for(group, params)
+                if triton is None:
                     return None
-                if self._engines.devices(params).dtensor:
-                    return None
-                triton = engine
         return triton
+
+    def _triton_for(
+        self, group: dict[str, Any], params: list[torch.Tensor]
+    ) -> engines.TritonEngine | None:
+        """The Triton engine if it steps this group's plain tensors whole (not DTensors,
+        which go shard by shard through :mod:`.engines.dtensor`), else None."""
+        engine = self._engines.engine(group, params)
+        if isinstance(engine, engines.TritonEngine) and not self._engines.devices(params).dtensor:
+            return engine
+        return None
 
     def _planned(self, checked: list[dict[str, Any]], scaling: bool = False) -> dict[int, Any]:
         """Groups the fused engine can step from its cached plan (see
